@@ -1,0 +1,3 @@
+from hvsa.cli.main import console_main
+
+console_main()

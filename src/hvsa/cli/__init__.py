@@ -1,0 +1,1 @@
+"""The ``hvsa`` command line. Thin: parse into a namespace, call the core, present."""
