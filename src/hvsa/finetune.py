@@ -1,0 +1,245 @@
+"""Test-time fine-tuning (paper 3.3): lambda * L_tc + L_ce on frame pairs of one video.
+
+Losses (pure functions, :func:`ce_loss`, :func:`tc_loss`):
+
+* ``L_ce``: cross-entropy on annotated pixels only (every other pixel carries the ignore index);
+* ``L_tc``: mean over reliable pixels x of ``||q_t(x) - q_t'(x + O_t->t'(x))||^2``, with q the
+  softmax probabilities, q_t' warped back to t along the flow, and "reliable" the
+  forward-backward consistency mask (DESIGN.md). It applies to pairs without annotation too.
+
+Training items are frame pairs (t, t') with 1 <= |t - t'| <= 2. The encoder is frozen (its
+taps come from a per-video disk cache), the decoder is trained with SGD (momentum 0.9, poly
+learning-rate decay), continuing from the previous iteration's weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hvsa.errors import InputError
+from hvsa.flow.warp import warp_torch
+
+__all__ = ["FinetuneConfig", "TrainingData", "FineTuner", "ce_loss", "tc_loss", "pair_offsets"]
+
+pair_offsets = (-2, -1, 1, 2)
+
+
+def ce_loss(
+    logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = 255, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cross-entropy over annotated pixels: logits (B, C, H, W), labels int64 (B, H, W).
+
+    ``weight`` (C,) weighs each pixel by its class (the mean is over the weights, as in
+    :func:`torch.nn.functional.cross_entropy`). Zero, with a gradient path, when no pixel is
+    annotated.
+    """
+    if not bool((labels != ignore_index).any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, labels, weight=weight, ignore_index=ignore_index)
+
+
+def class_weights(counts: np.ndarray, power: float = 0.5) -> np.ndarray:
+    """Class weights ``(N / (C' * n_c)) ** power`` from annotated pixel counts ``n_c`` (C,),
+    with N their sum and C' the number of classes present; power 0 gives equal weights, 1
+    inverse frequency. Absent classes get the largest present weight. float32 (C,).
+
+    A small object annotated in one frame is a few percent of the pixels; without weighting,
+    a decoder trained for a few hundred steps predicts the background everywhere.
+    """
+    counts = np.asarray(counts, np.float64)
+    present = counts > 0
+    w = np.ones(counts.shape, np.float64)
+    if present.any():
+        w[present] = (counts[present].sum() / (present.sum() * counts[present])) ** power
+        w[~present] = w[present].max()
+    return w.astype(np.float32)
+
+
+def tc_loss(q_t: torch.Tensor, q_t2: torch.Tensor, flow: torch.Tensor, reliable: torch.Tensor) -> torch.Tensor:
+    """Temporal-consistency loss of DESIGN.md.
+
+    Args:
+        q_t: probabilities of frame t, (B, C, H, W).
+        q_t2: probabilities of frame t', (B, C, H, W).
+        flow: O_t->t', (B, H, W, 2) or (B, 2, H, W), (dx, dy) pixels.
+        reliable: (B, H, W) bool or float weights; only these pixels count.
+
+    Returns:
+        Mean over reliable pixels of the squared L2 distance between q_t and q_t' warped to t
+        (zero when no pixel is reliable).
+    """
+    warped = warp_torch(q_t2, flow)
+    w = reliable.to(q_t.dtype)
+    d = ((q_t - warped) ** 2).sum(1)
+    return (d * w).sum() / w.sum().clamp_min(1.0)
+
+
+class TrainingData(Protocol):
+    """What the fine-tuner reads from a session (all indexed by frame index t)."""
+
+    num_frames: int
+    frame_hw: tuple[int, int]
+    annotated: Sequence[int]
+
+    def taps(self, t: int) -> list[torch.Tensor]:
+        """Frozen encoder taps of frame t, each (1, C_i, h_i, w_i) float32."""
+
+    def annotation(self, t: int) -> np.ndarray | None:
+        """uint8 (H, W) annotated labels of frame t (ignore index elsewhere), or None."""
+
+    def flow(self, t: int, t2: int) -> np.ndarray:
+        """float32 (H, W, 2) O_t->t2."""
+
+    def reliable(self, t: int, t2: int) -> np.ndarray:
+        """bool (H, W) forward-backward consistency of O_t->t2."""
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Fine-tuning settings (paper: lambda 1, SGD momentum 0.9, lr 0.004 with poly decay).
+
+    Attributes:
+        lambda_tc: weight of L_tc; 0 is the "fine-tune only" ablation.
+        lr: initial learning rate.
+        momentum: SGD momentum.
+        weight_decay: L2 penalty.
+        poly_power: exponent of the poly decay ``lr * (1 - step / steps) ** power``.
+        epochs: training items per frame of the video; steps = ceil(epochs * T), clipped to
+            [min_steps, max_steps]. Scaling with T keeps seconds per frame constant.
+        min_steps: lower bound on steps per iteration.
+        max_steps: upper bound on steps per iteration.
+        annotated_share: share of items whose first frame is annotated (the rest are drawn
+            uniformly, so L_tc sees the whole video).
+        class_balance: exponent of the class weights of L_ce (:func:`class_weights`); 0 is the
+            paper's unweighted cross-entropy.
+        ignore_index: label of unannotated pixels.
+    """
+
+    lambda_tc: float = 1.0
+    lr: float = 0.004
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    poly_power: float = 0.9
+    epochs: float = 2.0
+    min_steps: int = 60
+    max_steps: int = 4000
+    annotated_share: float = 0.5
+    class_balance: float = 0.5
+    ignore_index: int = 255
+
+    def __post_init__(self) -> None:
+        if not (self.lambda_tc >= 0 and math.isfinite(self.lambda_tc)):
+            raise InputError(f"lambda-tc: expected a number >= 0, got {self.lambda_tc}")
+        if not self.lr > 0:
+            raise InputError(f"lr: expected a positive number, got {self.lr}")
+        if not self.epochs > 0:
+            raise InputError(f"epochs: expected a positive number, got {self.epochs}")
+        if not 0 <= self.annotated_share <= 1:
+            raise InputError(f"annotated_share: expected a number in [0, 1], got {self.annotated_share}")
+        if not 1 <= self.min_steps <= self.max_steps:
+            raise InputError(f"steps: need 1 <= min_steps <= max_steps, got {self.min_steps}, {self.max_steps}")
+
+    def steps_for(self, num_frames: int) -> int:
+        return int(min(self.max_steps, max(self.min_steps, math.ceil(self.epochs * num_frames))))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sample_pair(num_frames: int, annotated: Sequence[int], share: float, rng: np.random.Generator) -> tuple[int, int]:
+    """A training item (t, t') with 1 <= |t - t'| <= 2: t annotated with probability ``share``
+    (when any frame is), otherwise uniform; t' a uniformly chosen valid neighbour."""
+    if annotated and rng.random() < share:
+        t = int(annotated[rng.integers(len(annotated))])
+    else:
+        t = int(rng.integers(num_frames))
+    offsets = [d for d in pair_offsets if 0 <= t + d < num_frames]
+    return t, t + int(offsets[rng.integers(len(offsets))])
+
+
+class FineTuner:
+    """Trains a :class:`hvsa.model.SegNet`'s decoder on one video (any module with
+    ``num_classes``, ``decoder`` and ``decode(taps)`` will do).
+
+    The optimizer is rebuilt for each :meth:`run` (a fresh poly schedule per iteration); the
+    weights carry over from the previous iteration.
+    """
+
+    def __init__(self, model: torch.nn.Module, config: FinetuneConfig, device: str | torch.device = "cpu") -> None:
+        self.model = model
+        self.config = config
+        self.device = torch.device(device)
+
+    def run(
+        self,
+        data: TrainingData,
+        rng: np.random.Generator,
+        *,
+        steps: int | None = None,
+        on_step: Callable[[int, int, dict], None] | None = None,
+    ) -> dict:
+        """Fine-tune; returns statistics (steps, seconds, mean losses)."""
+        cfg = self.config
+        n = data.num_frames
+        if n < 2:
+            raise InputError("fine-tuning needs a video of at least 2 frames")
+        annotated = list(data.annotated)
+        total = cfg.steps_for(n) if steps is None else int(steps)
+        if not annotated:
+            return {"steps": 0, "seconds": 0.0, "ce": None, "tc": None, "skipped": "no annotations"}
+        counts = np.zeros(256, np.int64)
+        for t in annotated:
+            a = data.annotation(t)
+            if a is not None:
+                counts += np.bincount(a.ravel(), minlength=256)
+        counts[cfg.ignore_index] = 0
+        self._weight = torch.from_numpy(class_weights(counts[: self.model.num_classes], cfg.class_balance)).to(self.device)
+        params = [p for p in self.model.decoder.parameters() if p.requires_grad]
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        self.model.train()
+        sums = {"ce": 0.0, "tc": 0.0}
+        start = time.perf_counter()
+        for step in range(total):
+            lr = cfg.lr * (1.0 - step / total) ** cfg.poly_power
+            for g in opt.param_groups:
+                g["lr"] = lr
+            t, t2 = sample_pair(n, annotated, cfg.annotated_share, rng)
+            ce, tc = self._losses(data, t, t2)
+            loss = ce + cfg.lambda_tc * tc if cfg.lambda_tc > 0 else ce
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            ce_value, tc_value = ce.detach().item(), tc.detach().item()
+            sums["ce"] += ce_value
+            sums["tc"] += tc_value
+            if on_step is not None:
+                on_step(step + 1, total, {"ce": ce_value, "tc": tc_value, "lr": lr})
+        self.model.eval()
+        seconds = time.perf_counter() - start
+        return {"steps": total, "seconds": seconds, "ce": sums["ce"] / total, "tc": sums["tc"] / total}
+
+    def _losses(self, data: TrainingData, t: int, t2: int) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.config
+        h, w = data.frame_hw
+        taps = [torch.cat(pair).to(self.device) for pair in zip(data.taps(t), data.taps(t2))]
+        logits = F.interpolate(self.model.decode(taps), size=(h, w), mode="bilinear", align_corners=False)
+        target = torch.full((2, h, w), cfg.ignore_index, dtype=torch.int64)
+        for i, u in enumerate((t, t2)):
+            a = data.annotation(u)
+            if a is not None:
+                target[i] = torch.from_numpy(a.astype(np.int64))
+        ce = ce_loss(logits, target.to(self.device), cfg.ignore_index, self._weight)
+        if cfg.lambda_tc <= 0:
+            return ce, ce.detach() * 0.0
+        q = logits.softmax(1)
+        flow = torch.from_numpy(np.ascontiguousarray(data.flow(t, t2), np.float32))[None].to(self.device)
+        rel = torch.from_numpy(data.reliable(t, t2))[None].to(self.device)
+        return ce, tc_loss(q[:1], q[1:], flow, rel)

@@ -1,0 +1,138 @@
+"""Selection strategies, chosen by name from :data:`SELECTORS`.
+
+A selector ranks unlabelled candidates and returns the positions of the ``b`` it picks, best
+first (so a prefix is the best smaller pick, which budgeted selection relies on). Each strategy
+declares what it needs (``needs``): the session computes only that.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from hvsa.errors import InputError
+from hvsa.registry import Registry
+from hvsa.select.cluster import kmeans, nearest_to_centroids
+
+__all__ = ["Candidates", "Selector", "SELECTORS", "make_selector"]
+
+SELECTORS: Registry[type["Selector"]] = Registry("selector")
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The unlabelled samples a selector chooses from.
+
+    Attributes:
+        index: int64 (N,) pool indices of the candidates.
+        uncertainty: float (N,) sample uncertainty (summed margin scores), when needed.
+        features: float32 (N, D) mean-pooled features, when needed.
+    """
+
+    index: np.ndarray
+    uncertainty: np.ndarray | None = None
+    features: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.index)
+        if self.uncertainty is not None and len(self.uncertainty) != n:
+            raise InputError(f"candidates: {len(self.uncertainty)} uncertainties for {n} samples")
+        if self.features is not None and (self.features.ndim != 2 or len(self.features) != n):
+            raise InputError(f"candidates: features of shape {self.features.shape} for {n} samples")
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+class Selector(ABC):
+    """Picks ``b`` candidates. ``needs`` names the candidate fields it reads."""
+
+    name: str = ""
+    needs: frozenset[str] = frozenset()
+
+    def select(self, candidates: Candidates, b: int, *, iteration: int, rng: np.random.Generator) -> np.ndarray:
+        """Positions (int64, into ``candidates``) of at most ``b`` picks, best first.
+
+        Args:
+            candidates: the unlabelled samples, with the fields this selector needs.
+            b: how many samples to pick.
+            iteration: 1-based iteration of the loop.
+            rng: the only source of randomness.
+        """
+        if b < 0:
+            raise InputError(f"selector: b must be >= 0, got {b}")
+        for field in self.needs:
+            if getattr(candidates, field) is None:
+                raise InputError(f"selector {self.name!r} needs candidate {field}")
+        if b == 0 or len(candidates) == 0:
+            return np.zeros(0, np.int64)
+        return np.asarray(self._select(candidates, min(b, len(candidates)), iteration, rng), np.int64)
+
+    @abstractmethod
+    def _select(self, c: Candidates, b: int, iteration: int, rng: np.random.Generator) -> np.ndarray: ...
+
+
+@SELECTORS.register("random")
+class RandomSelector(Selector):
+    """Uniformly random samples."""
+
+    name = "random"
+
+    def _select(self, c: Candidates, b: int, iteration: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.permutation(len(c))[:b]
+
+
+@SELECTORS.register("uncertainty")
+class UncertaintySelector(Selector):
+    """The ``b`` most uncertain samples (summed margin scores)."""
+
+    name = "uncertainty"
+    needs = frozenset({"uncertainty"})
+
+    def _select(self, c: Candidates, b: int, iteration: int, rng: np.random.Generator) -> np.ndarray:
+        return np.argsort(-c.uncertainty, kind="stable")[:b]
+
+
+def _diverse(features: np.ndarray, b: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means into ``b`` clusters, the sample nearest each centroid (largest cluster first)."""
+    return nearest_to_centroids(features, kmeans(features, b, rng))
+
+
+@SELECTORS.register("diversity")
+class DiversitySelector(Selector):
+    """Representative samples: k-means on features, the sample nearest each centroid."""
+
+    name = "diversity"
+    needs = frozenset({"features"})
+
+    def _select(self, c: Candidates, b: int, iteration: int, rng: np.random.Generator) -> np.ndarray:
+        return _diverse(c.features, b, rng)
+
+
+@SELECTORS.register("hvsa")
+class HvsaSelector(Selector):
+    """The paper's strategy (3.2): diversity only in the first iteration; later, keep the most
+    uncertain ``keep`` fraction (default half) of the candidates, k-means them into ``b``
+    clusters and pick the sample nearest each centroid."""
+
+    name = "hvsa"
+    needs = frozenset({"uncertainty", "features"})
+
+    def __init__(self, keep: float = 0.5) -> None:
+        if not 0.0 < keep <= 1.0:
+            raise InputError(f"hvsa selector: keep must be in (0, 1], got {keep}")
+        self.keep = keep
+
+    def _select(self, c: Candidates, b: int, iteration: int, rng: np.random.Generator) -> np.ndarray:
+        if iteration <= 1:
+            return _diverse(c.features, b, rng)
+        m = max(b, int(np.ceil(self.keep * len(c))))
+        uncertain = np.argsort(-c.uncertainty, kind="stable")[:m]
+        return uncertain[_diverse(c.features[uncertain], b, rng)]
+
+
+def make_selector(name: str) -> Selector:
+    """A selector by registry name (unknown names list the valid ones)."""
+    return SELECTORS.get(name)()

@@ -1,0 +1,159 @@
+"""Fine-tuning losses (exact cases) and the trainer on a tiny problem."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hvsa.errors import InputError
+from hvsa.finetune import FinetuneConfig, FineTuner, ce_loss, class_weights, sample_pair, tc_loss
+
+
+def _shifted_pair(c: int = 3, h: int = 8, w: int = 10, dx: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """q_t and q_t' where frame t' is frame t moved right by dx px, with the flow O_t->t'."""
+    g = torch.Generator().manual_seed(0)
+    q_t = torch.rand(1, c, h, w, generator=g).softmax(1)
+    q_t2 = torch.zeros_like(q_t)
+    q_t2[..., dx:] = q_t[..., :-dx]
+    flow = torch.zeros(1, h, w, 2)
+    flow[..., 0] = dx
+    return q_t, q_t2, flow
+
+
+def test_tc_loss_is_zero_for_a_consistent_prediction() -> None:
+    q_t, q_t2, flow = _shifted_pair()
+    reliable = torch.zeros(1, 8, 10, dtype=torch.bool)
+    reliable[..., :-2] = True  # targets x + 2 inside the frame
+    assert float(tc_loss(q_t, q_t2, flow, reliable)) == pytest.approx(0.0, abs=1e-10)
+
+
+def test_tc_loss_ignores_unreliable_pixels() -> None:
+    q_t, q_t2, flow = _shifted_pair()
+    reliable = torch.zeros(1, 8, 10, dtype=torch.bool)
+    reliable[..., :-2] = True
+    reliable[:, 3, 4] = False
+    spoiled = q_t.clone()
+    spoiled[..., 3, 4] = torch.tensor([1.0, 0.0, 0.0])
+    spoiled[..., -2:] = 0.5  # pixels whose targets leave the frame
+    assert float(tc_loss(spoiled, q_t2, flow, reliable)) == pytest.approx(0.0, abs=1e-10)
+    reliable[:, 3, 4] = True  # now the spoiled pixel counts
+    assert float(tc_loss(spoiled, q_t2, flow, reliable)) > 0
+
+
+def test_tc_loss_hand_computed_value() -> None:
+    q_t = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).T.reshape(1, 2, 1, 2)  # pixel 0: class 0, pixel 1: class 1
+    q_t2 = torch.tensor([[0.0, 1.0], [0.0, 1.0]]).T.reshape(1, 2, 1, 2)  # both class 1
+    flow = torch.zeros(1, 1, 2, 2)
+    reliable = torch.ones(1, 1, 2, dtype=torch.bool)
+    # pixel 0: (1-0)^2 + (0-1)^2 = 2; pixel 1: 0 -> mean 1
+    assert float(tc_loss(q_t, q_t2, flow, reliable)) == pytest.approx(1.0)
+    assert float(tc_loss(q_t, q_t2, flow, torch.zeros(1, 1, 2, dtype=torch.bool))) == 0.0
+
+
+def test_ce_loss_zero_for_perfect_logits_and_when_nothing_is_annotated() -> None:
+    labels = torch.tensor([[[0, 1], [255, 1]]])
+    logits = torch.full((1, 2, 2, 2), -50.0)
+    logits[0, 0, 0, 0] = 50.0
+    logits[0, 1, 0, 1] = 50.0
+    logits[0, 1, 1, 1] = 50.0
+    assert float(ce_loss(logits, labels)) == pytest.approx(0.0, abs=1e-6)
+    empty = ce_loss(logits.requires_grad_(), torch.full((1, 2, 2), 255))
+    assert float(empty.detach()) == 0.0
+    empty.backward()  # a zero loss with a gradient path
+    assert logits.grad is not None and float(logits.grad.abs().sum()) == 0.0
+
+
+def test_ce_loss_class_weights_upweight_rare_classes() -> None:
+    labels = torch.tensor([[[0, 0, 0, 1]]])
+    logits = torch.zeros(1, 2, 1, 4)
+    logits[:, 0] = 1.0  # predicts class 0 everywhere: the class-1 pixel is the costly one
+    per_pixel = -torch.log_softmax(logits, 1)[0, :, 0]  # (2, 4)
+    right, wrong = float(per_pixel[0, 0]), float(per_pixel[1, 3])
+    assert float(ce_loss(logits, labels)) == pytest.approx((3 * right + wrong) / 4, rel=1e-5)
+    weighted = float(ce_loss(logits, labels, weight=torch.tensor([1.0, 3.0])))
+    assert weighted == pytest.approx((3 * right + 3 * wrong) / 6, rel=1e-5)
+
+
+def test_class_weights_from_counts() -> None:
+    w = class_weights(np.array([90, 10, 0]), power=0.5)
+    # (N / (C_present * n_c)) ** 0.5 with N = 100 over the 2 present classes
+    np.testing.assert_allclose(w[:2], [(100 / 180) ** 0.5, (100 / 20) ** 0.5], rtol=1e-6)
+    assert w[2] == pytest.approx(w[1])  # absent classes get the largest present weight
+    np.testing.assert_allclose(class_weights(np.array([5, 5]), power=0.0), [1.0, 1.0])
+
+
+def test_pair_sampling_respects_distance_and_bounds() -> None:
+    rng = np.random.default_rng(0)
+    pairs = [sample_pair(5, [4], 0.5, rng) for _ in range(500)]
+    assert all(1 <= abs(a - b) <= 2 and 0 <= a < 5 and 0 <= b < 5 for a, b in pairs)
+    assert sum(a == 4 for a, _ in pairs) > 200  # the annotated frame is drawn about half the time
+    assert {b for a, b in pairs if a == 4} == {2, 3}
+
+
+def test_finetune_config_checks() -> None:
+    with pytest.raises(InputError, match="lambda-tc"):
+        FinetuneConfig(lambda_tc=-1)
+    with pytest.raises(InputError, match="epochs"):
+        FinetuneConfig(epochs=0)
+    assert FinetuneConfig(epochs=2, min_steps=10, max_steps=100).steps_for(30) == 60
+    assert FinetuneConfig(epochs=2, min_steps=10, max_steps=100).steps_for(3) == 10
+    assert FinetuneConfig(epochs=2, min_steps=10, max_steps=100).steps_for(300) == 100
+
+
+class _TinyData:
+    """Two frames: left half class 0, right half class 1; frame 0 annotated; zero flow."""
+
+    def __init__(self) -> None:
+        self.num_frames = 2
+        self.frame_hw = (8, 8)
+        self.annotated = [0]
+        g = torch.Generator().manual_seed(0)
+        base = torch.randn(1, 4, 8, 8, generator=g) * 0.1
+        base[:, 0, :, 4:] += 1.0  # a feature that tells the halves apart
+        self._taps = [base]
+
+    def taps(self, t: int) -> list[torch.Tensor]:
+        return [self._taps[0].clone()]
+
+    def annotation(self, t: int) -> np.ndarray | None:
+        if t != 0:
+            return None
+        a = np.zeros((8, 8), np.uint8)
+        a[:, 4:] = 1
+        return a
+
+    def flow(self, t: int, t2: int) -> np.ndarray:
+        return np.zeros((8, 8, 2), np.float32)
+
+    def reliable(self, t: int, t2: int) -> np.ndarray:
+        return np.ones((8, 8), bool)
+
+
+class _TinyNet(torch.nn.Module):
+    num_classes = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.decoder = torch.nn.Conv2d(4, 2, 1)
+
+    def decode(self, taps: list[torch.Tensor]) -> torch.Tensor:
+        return self.decoder(taps[0])
+
+
+def test_fine_tuner_learns_the_annotation() -> None:
+    torch.manual_seed(0)
+    net = _TinyNet()
+    tuner = FineTuner(net, FinetuneConfig(lr=0.5, min_steps=1, lambda_tc=1.0))
+    stats = tuner.run(_TinyData(), np.random.default_rng(0), steps=80)
+    assert stats["steps"] == 80 and stats["ce"] < 0.69
+    with torch.no_grad():
+        pred = net.decode(_TinyData().taps(1)).argmax(1)[0]
+    assert pred[:, :4].eq(0).all() and pred[:, 4:].eq(1).all()
+
+
+def test_fine_tuner_skips_without_annotations() -> None:
+    data = _TinyData()
+    data.annotated = []
+    stats = FineTuner(_TinyNet(), FinetuneConfig()).run(data, np.random.default_rng(0))
+    assert stats["steps"] == 0 and stats["skipped"] == "no annotations"

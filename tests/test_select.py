@@ -1,0 +1,118 @@
+"""Active selection on synthetic pools with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hvsa.errors import InputError, UnknownNameError
+from hvsa.select import (
+    SELECTORS,
+    Candidates,
+    kmeans,
+    make_selector,
+    margin_uncertainty,
+    margin_uncertainty_torch,
+    nearest_to_centroids,
+    reduce_per_sample,
+)
+
+
+def blobs(centres: list[tuple[float, float]], per: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([np.asarray(c) + 0.05 * rng.standard_normal((per, 2)) for c in centres]).astype(np.float32)
+    return x, np.repeat(np.arange(len(centres)), per)
+
+
+def test_margin_uncertainty_hand_computed() -> None:
+    probs = np.array([[[0.7, 0.5]], [[0.2, 0.5]], [[0.1, 0.0]]], np.float32)  # (3, 1, 2)
+    np.testing.assert_allclose(margin_uncertainty(probs), [[0.5, 1.0]], atol=1e-6)
+    np.testing.assert_allclose(margin_uncertainty(np.ones((1, 2, 2), np.float32)), 0.0)
+    import torch
+
+    t = margin_uncertainty_torch(torch.from_numpy(probs)[None])
+    np.testing.assert_allclose(t.numpy()[0], [[0.5, 1.0]], atol=1e-6)
+
+
+def test_reduce_per_sample_sum_mean_max() -> None:
+    rm = np.array([[0, 0, 1], [2, 2, 1]], np.int32)
+    s = np.array([[0.1, 0.3, 1.0], [0.5, 0.5, 0.0]], np.float32)
+    np.testing.assert_allclose(reduce_per_sample(rm, s, 4, "sum"), [0.4, 1.0, 1.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(reduce_per_sample(rm, s, 4, "mean"), [0.2, 0.5, 0.5, 0.0], atol=1e-6)
+    np.testing.assert_allclose(reduce_per_sample(rm, s, 4, "max"), [0.3, 1.0, 0.5, 0.0], atol=1e-6)
+    with pytest.raises(InputError, match="reduction 'median'"):
+        reduce_per_sample(rm, s, 4, "median")
+
+
+def test_kmeans_finds_separated_blobs_and_picks_one_per_blob() -> None:
+    x, blob = blobs([(0, 0), (5, 0), (0, 5), (5, 5)], per=30)
+    rng = np.random.default_rng(1)
+    c = kmeans(x, 4, rng)
+    assert sorted(np.round(c).astype(int).tolist()) == [[0, 0], [0, 5], [5, 0], [5, 5]]
+    picks = nearest_to_centroids(x, c)
+    assert len(set(picks.tolist())) == 4
+    assert sorted(blob[picks].tolist()) == [0, 1, 2, 3]
+
+
+def test_kmeans_is_deterministic_by_seed_and_clips_k() -> None:
+    x, _ = blobs([(0, 0), (3, 3)], per=10)
+    a = kmeans(x, 3, np.random.default_rng(7))
+    b = kmeans(x, 3, np.random.default_rng(7))
+    np.testing.assert_array_equal(a, b)
+    same = np.zeros((5, 2), np.float32)
+    assert len(nearest_to_centroids(same, kmeans(same, 3, np.random.default_rng(0)))) == 1
+
+
+def test_nearest_to_centroids_in_chunks_equals_small_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvsa.select import cluster as km
+
+    x, _ = blobs([(0, 0), (5, 0), (0, 5)], per=40, seed=3)
+    c = kmeans(x, 6, np.random.default_rng(0))
+    whole = nearest_to_centroids(x, c)
+    monkeypatch.setattr(km, "_CHUNK_ELEMENTS", 7)  # one point per chunk
+    np.testing.assert_array_equal(nearest_to_centroids(x, c), whole)
+    # a short list of one candidate forces the full-scan fallback when points collide
+    np.testing.assert_array_equal(nearest_to_centroids(x, c, candidates=1), whole)
+
+
+def test_hvsa_first_iteration_is_diversity_only() -> None:
+    x, blob = blobs([(0, 0), (5, 0), (0, 5), (5, 5)], per=20)
+    unc = np.where(blob == 0, 10.0, 0.0)  # uncertainty must not matter in iteration 1
+    cands = Candidates(index=np.arange(len(x)) + 100, uncertainty=unc, features=x)
+    picks = make_selector("hvsa").select(cands, 4, iteration=1, rng=np.random.default_rng(0))
+    assert sorted(blob[picks].tolist()) == [0, 1, 2, 3]
+
+
+def test_hvsa_later_iterations_pick_the_most_uncertain_diverse_samples() -> None:
+    x, blob = blobs([(0, 0), (5, 0), (0, 5), (5, 5)], per=20)
+    # blobs 1 and 2 are uncertain (the top half); blob 1 is a bit more uncertain than blob 2
+    unc = np.select([blob == 1, blob == 2], [2.0, 1.5], 0.1) + np.linspace(0, 0.01, len(x))
+    cands = Candidates(index=np.arange(len(x)), uncertainty=unc, features=x)
+    picks = make_selector("hvsa").select(cands, 2, iteration=2, rng=np.random.default_rng(0))
+    assert sorted(blob[picks].tolist()) == [1, 2]  # one per uncertain cluster, not two from blob 1
+    plain = make_selector("uncertainty").select(cands, 2, iteration=2, rng=np.random.default_rng(0))
+    assert blob[plain].tolist() == [1, 1]  # plain uncertainty picks redundant samples
+
+
+def test_random_and_diversity_selectors() -> None:
+    x, blob = blobs([(0, 0), (9, 9)], per=10)
+    cands = Candidates(index=np.arange(20), uncertainty=np.zeros(20), features=x)
+    r1 = make_selector("random").select(cands, 5, iteration=1, rng=np.random.default_rng(3))
+    r2 = make_selector("random").select(cands, 5, iteration=1, rng=np.random.default_rng(3))
+    np.testing.assert_array_equal(r1, r2)
+    assert len(set(r1.tolist())) == 5
+    d = make_selector("diversity").select(cands, 2, iteration=3, rng=np.random.default_rng(0))
+    assert sorted(blob[d].tolist()) == [0, 1]
+    everything = make_selector("diversity").select(cands, 50, iteration=1, rng=np.random.default_rng(0))
+    assert sorted(everything.tolist()) == list(range(20))
+
+
+def test_selector_registry_and_missing_inputs() -> None:
+    assert SELECTORS.names() == ["diversity", "hvsa", "random", "uncertainty"]
+    with pytest.raises(UnknownNameError, match="expected one of: diversity, hvsa, random, uncertainty"):
+        make_selector("entropy")
+    with pytest.raises(InputError, match="needs candidate features"):
+        make_selector("diversity").select(Candidates(index=np.arange(3)), 1, iteration=1, rng=np.random.default_rng())
+    with pytest.raises(InputError, match="3 uncertainties for 2 samples"):
+        Candidates(index=np.arange(2), uncertainty=np.zeros(3))
+    assert make_selector("random").select(Candidates(index=np.arange(0)), 4, iteration=1, rng=np.random.default_rng()).size == 0
