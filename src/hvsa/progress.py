@@ -11,7 +11,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["progress"]
+__all__ = ["progress", "progress_bar"]
 
 
 def _disabled() -> bool | None:
@@ -29,3 +29,11 @@ def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "",
 
     yield from tqdm(iterable, total=total, desc=desc, unit=unit, disable=_disabled(), leave=False,
                     mininterval=0.5, dynamic_ncols=True)
+
+
+def progress_bar(*, total: int, desc: str = "", unit: str = "it"):  # noqa: ANN201 - a tqdm bar
+    """A manual progress bar (``update``, ``set_postfix``, ``close``)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=_disabled(), leave=False, mininterval=0.5,
+                dynamic_ncols=True)

@@ -1,0 +1,1 @@
+"""Benchmarks and plots: experiment grids over data folders, pure scoring and tables."""

@@ -1,0 +1,62 @@
+"""Argument helpers shared by sub-commands (no heavy imports here)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = nonneg_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def add_loop_arguments(p: argparse.ArgumentParser) -> None:
+    """The loop and model flags shared by ``simulate`` and ``demo``."""
+    g = p.add_argument_group("loop")
+    g.add_argument("--granularity", "-g", default="frame", help="sample pool: frame, rec<N>, sp<N> (default frame)")
+    g.add_argument("--iterations", "-k", type=positive_int, default=3, help="iterations K (default 3)")
+    b = g.add_mutually_exclusive_group()
+    b.add_argument("--budget-pct", type=positive_float, help="total clicks %% of the full-video cost, split over the iterations")
+    b.add_argument("--per-iteration", "-b", type=positive_int, help="samples per iteration (the paper's b)")
+    g.add_argument("--selector", "-s", default="hvsa", help="hvsa, random, uncertainty or diversity (default hvsa)")
+    g.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+    g.add_argument("--size", help="working size WxH (default: longest side 480)")
+    m = p.add_argument_group("model and fine-tuning")
+    m.add_argument("--model", help="start from this hvsa checkpoint (default: ImageNet encoder, new decoder)")
+    m.add_argument("--lambda-tc", type=nonneg_float, default=1.0, help="weight of the temporal-consistency loss; 0 = fine-tune only (default 1)")
+    m.add_argument("--epochs", type=positive_float, default=None, help="training items per frame per iteration (default 2)")
+    m.add_argument("--lr", type=positive_float, default=None, help="learning rate (default 0.004)")
+    m.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+
+
+def finetune_config(args: argparse.Namespace):  # noqa: ANN201 - FinetuneConfig
+    from hvsa.finetune import FinetuneConfig
+
+    kw = {"lambda_tc": args.lambda_tc}
+    if args.epochs is not None:
+        kw["epochs"] = args.epochs
+    if args.lr is not None:
+        kw["lr"] = args.lr
+    return FinetuneConfig(**kw)

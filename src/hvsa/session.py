@@ -1,0 +1,861 @@
+"""The HVSA loop over one video, persisted in a session folder.
+
+A session folder holds the SQLite store (:mod:`hvsa.store`), the effective configuration
+(``config.json``), checkpoints, per-iteration selection statistics and the disk caches
+(frames, flows, encoder taps, superpixels, predictions, annotation maps). ``hvsa simulate``,
+``hvsa serve`` and ``hvsa bench`` all create and reopen sessions through this module, so a
+simulated session can be opened in the app, resumed after a kill, or exported.
+
+One iteration = :meth:`Session.select` -> :meth:`Session.annotate` (or
+:meth:`Session.add_annotation` per sample, from the web app) -> :meth:`Session.finetune` ->
+:meth:`Session.predict`. Each step records its stage in the store before returning, and
+:func:`run_loop` resumes an interrupted iteration at the step where it stopped; every random
+choice comes from a generator seeded by (seed, iteration, step), so a resumed run makes the same
+choices as an uninterrupted one.
+
+Layout::
+
+    OUT/hvsa.sqlite          store: settings, selections, annotations, iterations
+    OUT/config.json          effective configuration (written at creation)
+    OUT/report.json          a view of the store (DESIGN.md schema)
+    OUT/checkpoints/iter-K.pt  the network after iteration K (iter-0: the start)
+    OUT/state/pred-K.npz     per-sample uncertainty, features and click estimates after K
+    OUT/cache/...            frames, flows, taps, pools, latest prediction, annotation maps
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hvsa.annotate.base import Annotator, SampleLabels, SampleRequest
+from hvsa.checks import check_path
+from hvsa.cost import DEFAULT_EPSILON, pool_clicks, video_clicks
+from hvsa.diskarray import DiskArray
+from hvsa.errors import InputError, StoreError
+from hvsa.finetune import FinetuneConfig
+from hvsa.progress import progress
+from hvsa.store import DB_NAME, STAGES, IterationRow, Store
+from hvsa.types import SampleId
+from hvsa.video.classes import Classes
+
+__all__ = ["Session", "SessionConfig", "Batch", "run_loop", "LoopSettings"]
+
+_CONFIG_FILE = "config.json"
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """The settings a session is created with (saved in the store and as ``config.json``).
+
+    Attributes:
+        data: the data folder or video the session labels.
+        granularity: sample pool ("frame", "rec<N>", "sp<N>").
+        size: working (W, H).
+        seed: the seed of every random choice.
+        selector: selection strategy name (:data:`hvsa.select.SELECTORS`).
+        model: checkpoint the network starts from, or None for ImageNet encoder + new decoder.
+        decoder_channels: width of a new decoder.
+        finetune: fine-tuning settings.
+        flow_preset: DIS preset of the flow cache.
+        epsilon: polygon simplification tolerance of the click model, pixels.
+        method: "hvsa" (test-time fine-tuning; lambda_tc = 0 is "finetune-only").
+    """
+
+    data: str
+    granularity: str = "frame"
+    size: tuple[int, int] | None = None
+    seed: int = 0
+    selector: str = "hvsa"
+    model: str | None = None
+    decoder_channels: int = 64
+    finetune: FinetuneConfig = FinetuneConfig()
+    flow_preset: str = "medium"
+    epsilon: float = DEFAULT_EPSILON
+
+    def to_dict(self) -> dict:
+        return {
+            "data": self.data,
+            "granularity": self.granularity,
+            "size": list(self.size) if self.size else None,
+            "seed": self.seed,
+            "selector": self.selector,
+            "model": self.model,
+            "decoder_channels": self.decoder_channels,
+            "finetune": self.finetune.to_dict(),
+            "flow_preset": self.flow_preset,
+            "epsilon": self.epsilon,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SessionConfig":
+        return cls(
+            data=d["data"],
+            granularity=d["granularity"],
+            size=tuple(d["size"]) if d.get("size") else None,
+            seed=int(d["seed"]),
+            selector=d["selector"],
+            model=d.get("model"),
+            decoder_channels=int(d.get("decoder_channels", 64)),
+            finetune=FinetuneConfig(**d["finetune"]),
+            flow_preset=d.get("flow_preset", "medium"),
+            epsilon=float(d.get("epsilon", DEFAULT_EPSILON)),
+        )
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The samples selected in one iteration, best first.
+
+    Attributes:
+        iteration: 1-based iteration.
+        samples: the sample ids.
+        pool_indices: their pool indices, int64 (b,).
+        est_clicks: estimated clicks of each sample, float64 (b,).
+        budget: the click allowance the batch was fitted to, or None.
+    """
+
+    iteration: int
+    samples: tuple[SampleId, ...]
+    pool_indices: np.ndarray
+    est_clicks: np.ndarray
+    budget: float | None = None
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+class _SessionTrainingData:
+    """:class:`hvsa.finetune.TrainingData` over a session's caches."""
+
+    def __init__(self, session: "Session") -> None:
+        self._s = session
+        self.num_frames = session.num_frames
+        self.frame_hw = session.hw
+        self.annotated = session.store.annotated_frames()
+        self._annotated = set(self.annotated)
+
+    def taps(self, t: int):  # noqa: ANN201 - list[torch.Tensor]
+        return self._s.taps.get(t, self._s.device)
+
+    def annotation(self, t: int) -> np.ndarray | None:
+        return self._s.annotation_map(t) if t in self._annotated else None
+
+    def flow(self, t: int, t2: int) -> np.ndarray:
+        return self._s.flows.get(t, t2)
+
+    def reliable(self, t: int, t2: int) -> np.ndarray:
+        return self._s.flows.reliable(t, t2)
+
+
+class Session:
+    """One video's labelling session, persisted in a folder. Use :meth:`create` or :meth:`open`."""
+
+    def __init__(self, folder: Path, store: Store, config: SessionConfig, device: str = "cpu") -> None:
+        import torch
+
+        from hvsa.flow.cache import FlowCache
+        from hvsa.model.taps import TapCache
+        from hvsa.pools import Pool
+        from hvsa.select import make_selector
+        from hvsa.video.data import open_data
+
+        self.folder = folder
+        self.store = store
+        self.config = config
+        self.device = torch.device(device)
+        self.selector = make_selector(config.selector)
+        cache = folder / "cache"
+        classes = Classes.from_dict(store.get_meta("classes"))
+        self.data = open_data(config.data, config.size, classes=classes, cache_dir=cache)
+        self._closers: list = [self.data]
+        try:
+            self.frames = self.data.frames
+            self.classes = classes
+            self.gt = self.data.labels
+            self.num_frames = len(self.frames)
+            self.hw = self.frames.hw
+            if self.num_frames < 2:
+                raise InputError(f"{config.data}: a video needs at least 2 frames, got {self.num_frames}")
+            self.names = list(self.frames.names)
+            self.pool = Pool(config.granularity, self.frames, cache_dir=cache / "pools")
+            self._closers.append(self.pool)
+            self.flows = FlowCache(self.frames, cache / "flows", preset=config.flow_preset)
+            self._closers.append(self.flows)
+            self.model = self._load_model()
+            self.taps = TapCache(self.model, self.frames, cache / "taps", device=self.device)
+            self._closers.append(self.taps)
+            h, w = self.hw
+            self._pred = DiskArray.open_or_create(cache / "pred.u8", self.num_frames, (h, w), np.uint8,
+                                                  meta={"what": "latest prediction"})
+            self._conf = DiskArray.open_or_create(cache / "confidence.u8", self.num_frames, (h, w), np.uint8,
+                                                  meta={"what": "latest margin, 0..255"})
+            self._closers += [self._pred, self._conf]
+            self._annot = DiskArray.open_or_create(cache / "annotations.u8", self.num_frames, (h, w), np.uint8,
+                                                   meta={"what": "annotation maps"})
+            self._closers.append(self._annot)
+            self._rebuild_annotation_maps()
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ creation
+
+    @classmethod
+    def create(
+        cls,
+        folder: str | os.PathLike,
+        data: str | os.PathLike,
+        *,
+        classes: Classes | str | os.PathLike | None = None,
+        granularity: str = "frame",
+        size: tuple[int, int] | str | None = None,
+        seed: int = 0,
+        selector: str = "hvsa",
+        model: str | os.PathLike | None = None,
+        decoder_channels: int = 64,
+        finetune: FinetuneConfig | None = None,
+        flow_preset: str = "medium",
+        epsilon: float = DEFAULT_EPSILON,
+        device: str = "cpu",
+    ) -> "Session":
+        """Create a new session folder (it must not hold a session already)."""
+        from hvsa.checks import parse_size
+        from hvsa.pools import parse_granularity
+        from hvsa.select import SELECTORS
+        from hvsa.video.data import open_data
+
+        folder = Path(folder)
+        if (folder / DB_NAME).exists():
+            raise StoreError(f"{folder}: already holds a session; open it (--resume) or choose another folder")
+        data = check_path(data, "data folder or video")
+        granularity = str(parse_granularity(granularity))
+        SELECTORS.get(selector)
+        if model is not None:
+            check_path(model, "model checkpoint", kind="file")
+        wh = parse_size(size) if isinstance(size, str) else size
+        if isinstance(classes, (str, os.PathLike)):
+            classes = Classes.from_json(classes)
+        with open_data(data, wh, classes=classes, cache_dir=folder / "cache") as probe:
+            if probe.classes is None:
+                raise InputError(f"{data}: no classes.json; pass classes (--classes FILE)")
+            classes = probe.classes
+            wh = probe.frames.size
+        config = SessionConfig(
+            data=str(Path(data).resolve()),
+            granularity=granularity,
+            size=tuple(wh),
+            seed=int(seed),
+            selector=selector,
+            model=str(Path(model).resolve()) if model else None,
+            decoder_channels=int(decoder_channels),
+            finetune=finetune or FinetuneConfig(),
+            flow_preset=flow_preset,
+            epsilon=float(epsilon),
+        )
+        store = Store(folder, create=True)
+        try:
+            store.set_meta("config", config.to_dict())
+            store.set_meta("classes", classes.to_dict())
+            store.set_meta("created", time.time())
+            tmp = folder / (_CONFIG_FILE + ".tmp")
+            tmp.write_text(json.dumps({**config.to_dict(), "classes": classes.to_dict()}, indent=1))
+            os.replace(tmp, folder / _CONFIG_FILE)
+            return cls(folder, store, config, device)
+        except BaseException:
+            store.close()
+            raise
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike, *, device: str = "cpu") -> "Session":
+        """Reopen a session folder where it stopped."""
+        folder = check_path(folder, "session folder", kind="dir")
+        store = Store(folder)
+        try:
+            raw = store.get_meta("config")
+            if raw is None:
+                raise StoreError(f"{folder}: the session was never fully created; delete it and start again")
+            return cls(folder, store, SessionConfig.from_dict(raw), device)
+        except BaseException:
+            store.close()
+            raise
+
+    def close(self) -> None:
+        for c in reversed(getattr(self, "_closers", [])):
+            c.close()
+        self._closers = []
+        self.store.close()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ model
+
+    def _checkpoint_path(self, k: int) -> Path:
+        return self.folder / "checkpoints" / f"iter-{k}.pt"
+
+    def _load_model(self):  # noqa: ANN202 - SegNet
+        import torch
+
+        from hvsa.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
+
+        latest = None
+        for row in self.store.iterations():
+            if STAGES.index(row.stage) >= STAGES.index("finetuned") and row.checkpoint:
+                latest = row.checkpoint
+        start = self._checkpoint_path(0)
+        path = Path(latest) if latest else (start if start.is_file() else None)
+        if path is not None:
+            model, classes, _ = load_checkpoint(path)
+        elif self.config.model:
+            model, classes, _ = load_checkpoint(self.config.model)
+            if classes.names != self.classes.names:
+                raise InputError(
+                    f"{self.config.model}: the model was trained for classes {classes.names},"
+                    f" the video has {self.classes.names}"
+                )
+            save_checkpoint(start, model, self.classes, meta={"iteration": 0, "from": self.config.model})
+        else:
+            torch.manual_seed(self.config.seed)
+            model = build_model(
+                ModelConfig(num_classes=len(self.classes), decoder_channels=self.config.decoder_channels)
+            )
+            save_checkpoint(start, model, self.classes, meta={"iteration": 0})
+        for p in model.encoder.parameters():
+            p.requires_grad_(False)
+        return model.to(self.device).eval()
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def iterations(self) -> list[IterationRow]:
+        return self.store.iterations()
+
+    @property
+    def completed(self) -> int:
+        """Number of iterations completed (stage "done")."""
+        return sum(1 for r in self.store.iterations() if r.done)
+
+    @property
+    def current(self) -> IterationRow | None:
+        """The iteration in progress (selected but not done), if any."""
+        rows = [r for r in self.store.iterations() if not r.done]
+        return rows[-1] if rows else None
+
+    def _rng(self, iteration: int, step: int) -> np.random.Generator:
+        return np.random.default_rng([self.config.seed, iteration, step])
+
+    @property
+    def full_video_clicks(self) -> int | None:
+        """Clicks to annotate every frame whole (ground truth needed); computed once, stored."""
+        value = self.store.get_meta("full_video_clicks")
+        if value is None and self.gt is not None:
+            value = video_clicks(self.gt, epsilon=self.config.epsilon, ignore_index=self.classes.ignore_index)
+            self.store.set_meta("full_video_clicks", int(value))
+        return None if value is None else int(value)
+
+    def prepare(self) -> dict:
+        """Fill every cache the loop needs (flows, encoder taps, pools, first prediction).
+
+        Idempotent; returns seconds per part. Running it up front keeps those one-off costs out
+        of the iterations' timings.
+        """
+        seconds = {}
+        start = time.perf_counter()
+        self.flows.fill()
+        seconds["flow"] = time.perf_counter() - start
+        start = time.perf_counter()
+        self.taps.fill()
+        seconds["encode"] = time.perf_counter() - start
+        start = time.perf_counter()
+        self.pool.fill()
+        seconds["pool"] = time.perf_counter() - start
+        if self.gt is not None:
+            start = time.perf_counter()
+            self.full_video_clicks  # noqa: B018 - computes and stores
+            seconds["full_video_clicks"] = time.perf_counter() - start
+        if not self._stats_path(self._latest_prediction()).is_file():
+            start = time.perf_counter()
+            self.predict(iteration=0)
+            seconds["initial_prediction"] = time.perf_counter() - start
+        return seconds
+
+    # ------------------------------------------------------------------ selection
+
+    def _stats_path(self, k: int) -> Path:
+        return self.folder / "state" / f"pred-{k}.npz"
+
+    def _latest_prediction(self) -> int:
+        """The iteration whose prediction is the latest complete one (0 = the start)."""
+        done = [r.iteration for r in self.store.iterations() if r.done]
+        return max(done) if done else 0
+
+    def _load_stats(self, k: int) -> dict[str, np.ndarray]:
+        path = self._stats_path(k)
+        if not path.is_file():
+            self.predict(iteration=k)
+        with np.load(path) as z:
+            return {key: z[key] for key in z.files}
+
+    def select(self, per_iteration: int | None = None, *, budget_clicks: float | None = None) -> Batch:
+        """Select the next batch of samples and record it (starting a new iteration).
+
+        Args:
+            per_iteration: b, the number of samples (the paper's budget).
+            budget_clicks: instead of b, a click allowance: b is chosen so the estimated clicks
+                of the picks (the click model run on the current prediction) fit it.
+
+        If an iteration is already in progress, its recorded batch is returned unchanged.
+        """
+        current = self.current
+        if current is not None:
+            return self._batch_of(current.iteration)
+        if (per_iteration is None) == (budget_clicks is None):
+            raise InputError("select: give exactly one of per_iteration (b) or budget_clicks")
+        if per_iteration is not None and (isinstance(per_iteration, bool) or int(per_iteration) < 0):
+            raise InputError(f"per-iteration: expected a number of samples >= 0, got {per_iteration}")
+        k = self.completed + 1
+        stats = self._load_stats(self._latest_prediction())
+        taken = np.union1d(self.store.annotated_pool_indices(), self.store.selected_pool_indices())
+        free = np.setdiff1d(np.arange(len(self.pool)), taken)
+        from hvsa.select import Candidates
+
+        needs = self.selector.needs
+        candidates = Candidates(
+            index=free,
+            uncertainty=stats["uncertainty"][free] if "uncertainty" in needs else None,
+            features=stats["features"][free].astype(np.float32) if "features" in needs else None,
+        )
+        est = self._estimated_clicks(stats)[free]
+        rng = self._rng(k, 1)
+        if budget_clicks is None:
+            picks = self.selector.select(candidates, int(per_iteration), iteration=k, rng=rng)
+        else:
+            picks = self._fit_budget(candidates, est, float(budget_clicks), k, rng)
+        chosen = free[picks]
+        t, n = self.pool.sample_indices(chosen)
+        self.store.start_iteration(k, len(chosen), budget_clicks, info={"selector": self.config.selector})
+        self.store.add_selections(k, [(p, a, b, e) for p, a, b, e in zip(chosen, t, n, est[picks])])
+        return self._batch_of(k)
+
+    def _estimated_clicks(self, stats: dict[str, np.ndarray]) -> np.ndarray:
+        """Estimated clicks per sample: the click model run on the latest prediction, scaled by
+        the charged/estimated ratio of the samples annotated so far when that is above 1.
+
+        Before any annotation, with a decoder that was never trained, the prediction says
+        nothing about the content: every sample is then estimated at the full-video clicks per
+        sample (at least 1).
+        """
+        if not self.store.annotated_frames() and self.config.model is None:
+            full = self.full_video_clicks
+            mean = full / max(len(self.pool), 1) if full else 1.0
+            return np.full(len(self.pool), max(mean, 1.0))
+        charged, estimated = self.store.charged_and_estimated()
+        ratio = charged / estimated if estimated > 0 else 1.0
+        return np.maximum(stats["est_clicks"].astype(np.float64) * max(ratio, 1.0), 1.0)
+
+    def _fit_budget(self, candidates, est: np.ndarray, allowance: float, k: int, rng: np.random.Generator) -> np.ndarray:  # noqa: ANN001
+        """Pick samples whose estimated clicks fit ``allowance``: ask the selector for
+        b = allowance / mean estimate, then keep its picks in rank order while they fit."""
+        if allowance <= 0 or len(candidates) == 0:
+            return np.zeros(0, np.int64)
+        fitting = est <= allowance
+        if not fitting.any():
+            return np.zeros(0, np.int64)
+        b = int(max(1, math.floor(allowance / float(np.mean(est)))))
+        picks = self.selector.select(candidates, b, iteration=k, rng=rng)
+        keep, spent = [], 0.0
+        for p in picks:
+            if spent + est[p] <= allowance:
+                keep.append(p)
+                spent += est[p]
+        return np.asarray(keep, np.int64)
+
+    def _batch_of(self, k: int) -> Batch:
+        rows = self.store.selections(k)
+        row = self.store.iteration(k)
+        return Batch(
+            iteration=k,
+            samples=tuple(SampleId(r.t, r.n) for r in rows),
+            pool_indices=np.array([r.pool_index for r in rows], np.int64),
+            est_clicks=np.array([r.est_clicks if r.est_clicks is not None else np.nan for r in rows]),
+            budget=row.budget if row else None,
+        )
+
+    # ------------------------------------------------------------------ annotation
+
+    def request(self, sid: SampleId) -> SampleRequest:
+        """What an annotator needs to label sample ``sid``."""
+        mask = self.pool.sample_mask(sid)
+        return SampleRequest(sid=sid, pool_index=self.pool.pool_index(sid), mask=mask, bbox=self.pool.sample_bbox(sid))
+
+    def annotate(self, batch: Batch, annotator: Annotator) -> int:
+        """Have ``annotator`` label every sample of ``batch`` not annotated yet; returns the
+        clicks charged. Each annotation is committed as soon as it is made."""
+        done = set(self.store.annotated_pool_indices().tolist())
+        clicks = 0
+        todo = [(sid, p) for sid, p in zip(batch.samples, batch.pool_indices) if int(p) not in done]
+        for sid, _ in progress(todo, desc=f"annotating (iteration {batch.iteration})", unit="sample"):
+            answer = annotator.annotate(self.request(sid))
+            self.add_annotation(sid, answer, iteration=batch.iteration)
+            clicks += answer.clicks
+        self.store.update_iteration(batch.iteration, stage="annotated")
+        return clicks
+
+    def add_annotation(self, sid: SampleId, answer: SampleLabels, *, iteration: int | None = None) -> None:
+        """Store one sample's annotation (committed before returning) and update its frame's
+        annotation map. ``iteration`` defaults to the iteration in progress."""
+        if iteration is None:
+            cur = self.current
+            iteration = cur.iteration if cur else self.completed + 1
+        req = self.request(sid)
+        x0, y0, x1, y1 = req.bbox
+        labels = np.asarray(answer.labels)
+        if labels.shape != (y1 - y0, x1 - x0) or labels.dtype != np.uint8:
+            raise InputError(
+                f"annotation of sample {sid}: expected uint8 labels of shape {(y1 - y0, x1 - x0)}, got"
+                f" {labels.dtype} {labels.shape}"
+            )
+        ignore = self.classes.ignore_index
+        labels = np.where(req.mask[y0:y1, x0:x1], labels, ignore).astype(np.uint8)
+        bad = self.classes.unknown_values(labels)
+        if bad:
+            raise InputError(f"annotation of sample {sid}: unknown class ids {bad}")
+        self.store.add_annotation(
+            pool_index=req.pool_index, t=sid.t, n=sid.n, iteration=iteration, clicks=answer.clicks,
+            source=answer.source, bbox=req.bbox, labels=labels, polygons=answer.polygons,
+            ignore_index=ignore, click_log=answer.click_log,
+        )
+        self._paint_annotation(sid.t, req.bbox, labels, req.mask)
+
+    def _paint_annotation(self, t: int, bbox, labels: np.ndarray, mask: np.ndarray) -> None:  # noqa: ANN001
+        x0, y0, x1, y1 = bbox
+        m = self._annot[t] if self._annot.is_filled(t) else np.full(self.hw, self.classes.ignore_index, np.uint8)
+        crop = m[y0:y1, x0:x1]
+        sample = mask[y0:y1, x0:x1]
+        crop[sample] = labels[sample]
+        self._annot[t] = m
+
+    def _rebuild_annotation_maps(self) -> None:
+        """Make the annotation-map cache agree with the store (the source of truth)."""
+        rows = self.store.annotations()
+        stamp = [len(rows), sum(int(r.created * 1000) for r in rows)]
+        if self.store.get_meta("annotation_maps") == stamp and all(self._annot.is_filled(t) for t in {r.t for r in rows}):
+            return
+        blank = np.full(self.hw, self.classes.ignore_index, np.uint8)
+        maps: dict[int, np.ndarray] = {}
+        for r in rows:
+            m = maps.setdefault(r.t, blank.copy())
+            x0, y0, x1, y1 = r.bbox
+            sample = self.pool.sample_mask(SampleId(r.t, r.n))[y0:y1, x0:x1]
+            m[y0:y1, x0:x1][sample] = r.labels[sample]
+        for t in range(self.num_frames):
+            if t in maps:
+                self._annot[t] = maps[t]
+            elif self._annot.is_filled(t):
+                self._annot[t] = blank
+        self.store.set_meta("annotation_maps", stamp)
+
+    def annotation_map(self, t: int) -> np.ndarray:
+        """uint8 (H, W): the annotated labels of frame ``t``, the ignore index elsewhere."""
+        if self._annot.is_filled(t):
+            return self._annot[t]
+        return np.full(self.hw, self.classes.ignore_index, np.uint8)
+
+    # ------------------------------------------------------------------ fine-tuning
+
+    def finetune(self, *, steps: int | None = None, show_progress: bool = True) -> dict:
+        """Fine-tune on the annotations so far; saves the checkpoint of the current iteration."""
+        from hvsa.finetune import FineTuner
+        from hvsa.model import save_checkpoint
+
+        cur = self.current
+        if cur is None:
+            raise InputError("finetune: no iteration in progress; select (and annotate) a batch first")
+        k = cur.iteration
+        if cur.stage == "selected":
+            self.store.update_iteration(k, stage="annotated")
+        data = _SessionTrainingData(self)
+        tuner = FineTuner(self.model, self.config.finetune, self.device)
+        total = self.config.finetune.steps_for(self.num_frames) if steps is None else steps
+        bar = None
+        if show_progress:
+            from hvsa.progress import progress_bar
+
+            bar = progress_bar(total=total, desc=f"fine-tuning (iteration {k})", unit="step")
+
+        def on_step(i: int, n: int, info: dict) -> None:
+            if bar is not None:
+                bar.update(1)
+                if i % 10 == 0:
+                    bar.set_postfix(ce=f"{info['ce']:.3f}", tc=f"{info['tc']:.4f}")
+
+        try:
+            stats = tuner.run(data, self._rng(k, 2), steps=steps, on_step=on_step)
+        finally:
+            if bar is not None:
+                bar.close()
+        path = save_checkpoint(self._checkpoint_path(k), self.model, self.classes,
+                               meta={"iteration": k, "finetune": stats})
+        self.store.update_iteration(k, stage="finetuned", checkpoint=str(path), info={"finetune": stats})
+        return stats
+
+    # ------------------------------------------------------------------ prediction
+
+    def predict(self, *, iteration: int | None = None, estimate_clicks: bool = True) -> dict:
+        """Predict every frame with the current network; store the labels, per-sample
+        selection statistics and (with ground truth) the quality figures.
+
+        Returns the metrics (``miou``, ``pixel_acc``, ``boundary_iou`` with ground truth; ``tc``
+        always). Marks the iteration in progress "done".
+        """
+        import torch
+        import torch.nn.functional as F
+
+        from hvsa.flow.warp import warp
+        from hvsa.metrics import VideoScores, consistency_confusion, miou
+        from hvsa.pools import sample_means
+        from hvsa.select import margin_uncertainty_torch, reduce_per_sample
+
+        cur = self.current
+        if iteration is None:
+            if cur is None:
+                raise InputError("predict: no iteration in progress")
+            iteration = cur.iteration
+        C = len(self.classes)
+        h, w = self.hw
+        n_total = len(self.pool)
+        unc = np.zeros(n_total, np.float64)
+        est = np.ones(n_total, np.float32)
+        feats: np.ndarray | None = None
+        frame_conf = np.zeros(self.num_frames, np.float32)
+        scores = VideoScores(C, self.classes.ignore_index) if self.gt is not None else None
+        tc_conf = np.zeros((C, C), np.int64)
+        prev = None
+        offsets = self.pool.offsets
+        self.model.eval()
+        with torch.inference_mode():
+            for t in progress(range(self.num_frames), desc=f"predicting (iteration {iteration})", unit="frame"):
+                taps = self.taps.get(t, self.device)
+                f = self.model.features(taps)
+                logits = F.interpolate(self.model.decoder.head(f), size=(h, w), mode="bilinear", align_corners=False)
+                probs = logits.softmax(1)
+                pred = probs.argmax(1)[0].to(torch.uint8).cpu().numpy()
+                u = margin_uncertainty_torch(probs)[0].cpu().numpy()
+                self._pred[t] = pred
+                self._conf[t] = np.round((1.0 - u) * 255).astype(np.uint8)
+                frame_conf[t] = float(1.0 - u.mean())
+                rm = self.pool.region_map(t)
+                n_t = self.pool.num_samples(t)
+                sl = slice(int(offsets[t]), int(offsets[t + 1]))
+                unc[sl] = reduce_per_sample(rm, u, n_t, "sum")
+                fm = f[0].cpu().numpy()
+                if feats is None:
+                    feats = np.zeros((n_total, fm.shape[0]), np.float16)
+                feats[sl] = _pool_features(rm, fm, n_t, sample_means)
+                if estimate_clicks:
+                    est[sl] = pool_clicks(pred, rm, n_t, epsilon=self.config.epsilon, ignore_index=self.classes.ignore_index)
+                if scores is not None:
+                    scores.update(self.gt[t], pred)
+                if prev is not None:
+                    warped = warp(pred, self.flows.get(t - 1, t), mode="nearest")
+                    tc_conf += consistency_confusion(prev, warped, self.flows.reliable(t - 1, t), C)
+                prev = pred
+        metrics = {"tc": miou(tc_conf)}
+        if scores is not None:
+            metrics.update(scores.result())
+        path = self._stats_path(iteration)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez(tmp, uncertainty=unc, features=feats, est_clicks=est, frame_confidence=frame_conf)
+        os.replace(tmp, path)
+        self.store.set_meta("prediction_iteration", iteration)
+        if iteration > 0 and cur is not None and cur.iteration == iteration:
+            self.store.update_iteration(iteration, stage="done", metrics=metrics)
+        return metrics
+
+    def prediction(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Latest prediction of frame ``t``: (labels uint8 (H, W), confidence float32 (H, W) in
+        [0, 1], the softmax margin p1 - p2)."""
+        return self._pred[t], self._conf[t].astype(np.float32) / 255.0
+
+    def predictions(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Stream (t, labels, confidence) over every frame (see :meth:`prediction`)."""
+        for t in range(self.num_frames):
+            labels, conf = self.prediction(t)
+            yield t, labels, conf
+
+    def frame_confidence(self) -> np.ndarray:
+        """Mean margin of every frame's latest prediction, float32 (T,)."""
+        with np.load(self._stats_path(int(self.store.get_meta("prediction_iteration", 0)))) as z:
+            return z["frame_confidence"]
+
+    # ------------------------------------------------------------------ report and export
+
+    def report(self) -> dict:
+        """report.json of DESIGN.md, built from the store."""
+        full = self.full_video_clicks
+        total_pixels = self.num_frames * self.hw[0] * self.hw[1]
+        rows = []
+        for it in self.store.iterations():
+            if not it.done:
+                continue
+            clicks, pixels = self.store.clicks_total(it.iteration)
+            row = {
+                "iteration": it.iteration,
+                "samples": it.samples,
+                "clicks": clicks,
+                "clicks_pct": 100.0 * clicks / full if full else None,
+                "pixels_pct": 100.0 * pixels / total_pixels,
+            }
+            for key in ("miou", "pixel_acc", "boundary_iou", "tc"):
+                if key in it.metrics and it.metrics[key] is not None:
+                    value = it.metrics[key]
+                    row[key] = None if isinstance(value, float) and math.isnan(value) else value
+            row["seconds"] = {k: round(v, 3) for k, v in it.seconds.items()}
+            rows.append(row)
+        return {
+            "data": self.config.data,
+            "frames": self.num_frames,
+            "size": [self.hw[1], self.hw[0]],
+            "classes": len(self.classes),
+            "granularity": self.config.granularity,
+            "selector": self.config.selector,
+            "seed": self.config.seed,
+            "full_video_clicks": full,
+            "iterations": rows,
+        }
+
+    def write_report(self, path: str | os.PathLike | None = None) -> Path:
+        path = Path(path) if path else self.folder / "report.json"
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.report(), indent=1))
+        os.replace(tmp, path)
+        return path
+
+    def export(self, out: str | os.PathLike, format: str = "png") -> Path:
+        """Write the latest prediction of every frame in ``format`` (see :mod:`hvsa.export`)."""
+        from hvsa.export import export_predictions
+
+        return export_predictions(self, out, format)
+
+
+def _pool_features(region_map: np.ndarray, feats: np.ndarray, n: int, sample_means) -> np.ndarray:  # noqa: ANN001
+    """Mean of a (D, h, w) feature map over each sample of a full-resolution region map.
+
+    The region map is sampled at the feature cells' centres; a sample that covers no cell centre
+    (smaller than a cell) takes the feature of the cell under its first pixel.
+    """
+    d, fh, fw = feats.shape
+    h, w = region_map.shape
+    ys = np.minimum(((np.arange(fh) + 0.5) * h / fh).astype(np.int64), h - 1)
+    xs = np.minimum(((np.arange(fw) + 0.5) * w / fw).astype(np.int64), w - 1)
+    small = region_map[np.ix_(ys, xs)]
+    out = sample_means(small, feats, n)  # (n, D), NaN where no cell
+    missing = np.flatnonzero(np.isnan(out[:, 0])) if n else np.zeros(0, np.int64)
+    if missing.size:
+        flat = region_map.ravel()
+        first = np.full(n, -1, np.int64)
+        order = np.arange(flat.size - 1, -1, -1)
+        first[flat[order]] = order  # the last write wins: the smallest pixel index
+        py, px = np.divmod(first[missing], w)
+        cy = np.minimum((py * fh) // h, fh - 1)
+        cx = np.minimum((px * fw) // w, fw - 1)
+        out[missing] = feats[:, cy, cx].T
+    return out.astype(np.float16)
+
+
+# ---------------------------------------------------------------------- the loop
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """How many iterations and how much to annotate in each.
+
+    Attributes:
+        iterations: K.
+        per_iteration: b samples per iteration, or
+        budget_pct: total clicks % of the full-video cost, split equally over the iterations
+            (unspent allowance carries over to the next iteration).
+    """
+
+    iterations: int = 3
+    per_iteration: int | None = None
+    budget_pct: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1:
+            raise InputError(f"iterations: expected >= 1, got {self.iterations}")
+        if (self.per_iteration is None) == (self.budget_pct is None):
+            raise InputError("give exactly one of --per-iteration or --budget-pct")
+        if self.budget_pct is not None and not 0 < self.budget_pct <= 100:
+            raise InputError(f"budget-pct: expected a percentage in (0, 100], got {self.budget_pct}")
+        if self.per_iteration is not None and self.per_iteration < 1:
+            raise InputError(f"per-iteration: expected >= 1, got {self.per_iteration}")
+
+
+def run_loop(
+    session: Session,
+    settings: LoopSettings,
+    annotator: Annotator,
+    *,
+    on_iteration: Callable[[dict], None] | None = None,
+    write_report: bool = True,
+) -> dict:
+    """Run (or resume) the HVSA loop until ``settings.iterations`` iterations are done.
+
+    Each stage is recorded in the store as it completes; an interrupted iteration resumes at its
+    first unfinished stage with the same selection. Returns the report.
+    """
+    setup = session.prepare()
+    session.store.set_meta("setup_seconds", setup)
+    full = session.full_video_clicks
+    if settings.budget_pct is not None and full is None:
+        raise InputError("--budget-pct needs ground truth to price the full video; use --per-iteration")
+    while session.completed < settings.iterations:
+        cur = session.current
+        k = cur.iteration if cur else session.completed + 1
+        seconds = dict(cur.seconds) if cur else {}
+        if cur is None:
+            start = time.perf_counter()
+            if settings.budget_pct is not None:
+                spent, _ = session.store.clicks_total()
+                allowance = settings.budget_pct / 100.0 * full * k / settings.iterations - spent
+                session.select(budget_clicks=max(allowance, 0.0))
+            else:
+                session.select(settings.per_iteration)
+            seconds["select"] = time.perf_counter() - start
+            session.store.update_iteration(k, seconds=seconds)
+            cur = session.current
+        if cur.stage == "selected":
+            start = time.perf_counter()
+            session.annotate(session.select(), annotator)
+            seconds["annotate"] = time.perf_counter() - start
+            session.store.update_iteration(k, seconds=seconds)
+            cur = session.current
+        if cur.stage == "annotated":
+            start = time.perf_counter()
+            session.finetune()
+            seconds["finetune"] = time.perf_counter() - start
+            session.store.update_iteration(k, seconds=seconds)
+        start = time.perf_counter()
+        session.predict(estimate_clicks=settings.budget_pct is not None)
+        seconds["predict"] = time.perf_counter() - start
+        seconds["total"] = sum(v for key, v in seconds.items() if key != "total")
+        session.store.update_iteration(k, seconds=seconds)
+        report = session.report()
+        if write_report:
+            session.write_report()
+        if on_iteration is not None:
+            on_iteration(report["iterations"][-1])
+    return session.report()

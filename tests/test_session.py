@@ -1,0 +1,146 @@
+"""The HVSA loop end to end on tiny synthetic clips: schema, selection rules, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hvsa.annotate import SimulatedAnnotator
+from hvsa.errors import InputError, StoreError
+from hvsa.finetune import FinetuneConfig
+from hvsa.session import LoopSettings, Session, run_loop
+from hvsa.synth import generate
+
+FAST = FinetuneConfig(epochs=4, min_steps=30, lr=0.01)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(tmp_path_factory.mktemp("clip") / "data", frames=10, size=(96, 64), classes=3, seed=1)
+
+
+def _run(folder: Path, clip: Path, settings: LoopSettings, **kw) -> dict:
+    with Session.create(folder, clip, finetune=FAST, **kw) as s:
+        return run_loop(s, settings, SimulatedAnnotator(s.gt))
+
+
+REPORT_KEYS = {"data", "frames", "size", "classes", "granularity", "selector", "seed", "full_video_clicks", "iterations"}
+ROW_KEYS = {"iteration", "samples", "clicks", "clicks_pct", "pixels_pct", "miou", "pixel_acc", "boundary_iou", "tc", "seconds"}
+
+
+def test_loop_writes_a_report_in_the_design_schema(tmp_path: Path, clip: Path) -> None:
+    report = _run(tmp_path / "s", clip, LoopSettings(iterations=3, per_iteration=1))
+    on_disk = json.loads((tmp_path / "s" / "report.json").read_text())
+    assert on_disk == report
+    assert set(report) == REPORT_KEYS
+    assert report["frames"] == 10 and report["size"] == [96, 64] and report["classes"] == 3
+    rows = report["iterations"]
+    assert [r["iteration"] for r in rows] == [1, 2, 3]
+    for r in rows:
+        assert set(r) == ROW_KEYS
+        assert set(r["seconds"]) == {"select", "annotate", "finetune", "predict", "total"}
+        assert all(0.0 <= r[k] <= 1.0 for k in ("miou", "pixel_acc", "boundary_iou", "tc"))
+    clicks = [r["clicks"] for r in rows]
+    assert clicks == sorted(clicks) and clicks[0] > 0  # cumulative
+    assert rows[-1]["pixels_pct"] == pytest.approx(30.0)  # 3 of 10 frames
+    assert rows[-1]["clicks_pct"] == pytest.approx(100 * clicks[-1] / report["full_video_clicks"])
+
+
+def test_quality_rises_with_annotation(tmp_path: Path, clip: Path) -> None:
+    rows = _run(tmp_path / "s", clip, LoopSettings(iterations=3, per_iteration=1))["iterations"]
+    assert rows[-1]["miou"] > rows[0]["miou"]
+    assert rows[-1]["miou"] > 0.5
+
+
+def test_annotated_samples_never_return(tmp_path: Path, clip: Path) -> None:
+    folder = tmp_path / "s"
+    _run(folder, clip, LoopSettings(iterations=3, per_iteration=6), granularity="rec32", selector="uncertainty")
+    with Session.open(folder) as s:
+        selected = [r.pool_index for r in s.store.selections()]
+        annotated = s.store.annotated_pool_indices().tolist()
+        assert len(selected) == 18 and len(set(selected)) == 18
+        assert sorted(selected) == annotated
+        assert [r.iteration for r in s.store.selections()] == [1] * 6 + [2] * 6 + [3] * 6
+        # every annotation map pixel outside annotated samples is ignore
+        covered = sum(int((s.annotation_map(t) != 255).sum()) for t in range(s.num_frames))
+        assert covered == sum(r.pixels for r in s.store.annotations())
+
+
+class _Interrupt(Exception):
+    pass
+
+
+class _DiesAfter:
+    """A simulated annotator that is 'killed' after ``n`` answers."""
+
+    def __init__(self, inner: SimulatedAnnotator, n: int) -> None:
+        self.inner, self.n = inner, n
+
+    def annotate(self, request):  # noqa: ANN001, ANN201
+        if self.n == 0:
+            raise _Interrupt
+        self.n -= 1
+        return self.inner.annotate(request)
+
+
+def test_resume_after_an_interruption_gives_the_same_run(tmp_path: Path, clip: Path) -> None:
+    settings = LoopSettings(iterations=2, per_iteration=2)
+    whole = _run(tmp_path / "whole", clip, settings, granularity="rec48")
+    folder = tmp_path / "cut"
+    with Session.create(folder, clip, finetune=FAST, granularity="rec48") as s:
+        with pytest.raises(_Interrupt):
+            run_loop(s, settings, _DiesAfter(SimulatedAnnotator(s.gt), 3))  # dies inside iteration 2
+        assert s.completed == 1 and s.current.stage == "selected"
+    with Session.open(folder) as s:
+        resumed = run_loop(s, settings, SimulatedAnnotator(s.gt))
+        cut_annotations = [(r.pool_index, r.clicks) for r in s.store.annotations()]
+    with Session.open(tmp_path / "whole") as s:
+        whole_annotations = [(r.pool_index, r.clicks) for r in s.store.annotations()]
+    assert cut_annotations == whole_annotations
+    for a, b in zip(whole["iterations"], resumed["iterations"]):
+        assert a["clicks"] == b["clicks"]
+        assert a["miou"] == pytest.approx(b["miou"], abs=1e-6)
+
+
+def test_budget_mode_keeps_estimates_within_the_allowance(tmp_path: Path, clip: Path) -> None:
+    folder = tmp_path / "s"
+    report = _run(folder, clip, LoopSettings(iterations=2, budget_pct=25.0), granularity="frame")
+    with Session.open(folder) as s:
+        for it in s.store.iterations():
+            est = sum(r.est_clicks for r in s.store.selections(it.iteration))
+            assert est <= it.budget + 1e-6
+    assert report["iterations"][-1]["clicks"] > 0
+
+
+def test_create_and_open_errors(tmp_path: Path, clip: Path) -> None:
+    with Session.create(tmp_path / "s", clip, finetune=FAST):
+        pass
+    with pytest.raises(StoreError, match="already holds a session"):
+        Session.create(tmp_path / "s", clip)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StoreError, match="not an hvsa session folder"):
+        Session.open(tmp_path / "empty")
+    with pytest.raises(InputError, match="unknown selector 'best'"):
+        Session.create(tmp_path / "x", clip, selector="best")
+    with pytest.raises(InputError, match="granularity"):
+        Session.create(tmp_path / "y", clip, granularity="hex9")
+    with pytest.raises(InputError, match="exactly one of"):
+        LoopSettings(iterations=2, per_iteration=3, budget_pct=2.0)
+
+
+def test_exports_and_predictions(tmp_path: Path, clip: Path) -> None:
+    folder = tmp_path / "s"
+    _run(folder, clip, LoopSettings(iterations=1, per_iteration=2))
+    with Session.open(folder) as s:
+        out = s.export(tmp_path / "masks", "png")
+        files = sorted(p.name for p in out.glob("*.png"))
+        assert files == [f"{n}.png" for n in s.names]
+        from PIL import Image
+
+        t, labels, conf = next(s.predictions())
+        np.testing.assert_array_equal(np.asarray(Image.open(out / files[0])), labels)
+        assert conf.dtype == np.float32 and 0 <= conf.min() and conf.max() <= 1
+        assert s.frame_confidence().shape == (10,)
