@@ -21,9 +21,6 @@ COMMANDS: tuple[str, ...] = (
     "demo",
     "synth",
     "simulate",
-    "bench",
-    "pretrain",
-    "serve",
     "export",
     "cost",
     "flow_eval",
@@ -48,12 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hvsa {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"hvsa.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"hvsa.cli.{name}":
-                continue  # a command not built yet in this checkout
-            raise
+        module = importlib.import_module(f"hvsa.cli.{name}")
         p = module.add_parser(sub)
         p.set_defaults(_run=module.run)
     return parser

@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def print_row(row: dict, file=sys.stdout) -> None:  # noqa: ANN001
+def print_row(row: dict, file=None) -> None:  # noqa: ANN001
     def pct(v):  # noqa: ANN001, ANN202
         return "   -  " if v is None else f"{v:6.2f}"
 
@@ -35,7 +35,7 @@ def print_row(row: dict, file=sys.stdout) -> None:  # noqa: ANN001
         f"{row['iteration']:>9} {row['samples']:>7} {row['clicks']:>7} {pct(row.get('clicks_pct'))} "
         f"{frac(row.get('miou')):>6} {frac(row.get('boundary_iou')):>6} {frac(row.get('tc')):>6} "
         f"{sec.get('total', 0):8.1f}",
-        file=file,
+        file=file or sys.stdout,
         flush=True,
     )
 

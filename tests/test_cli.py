@@ -1,0 +1,93 @@
+"""The command line, in process: exit codes, one-line errors, the main commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hvsa.cli.main import COMMANDS, main
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from hvsa.synth import generate
+
+    return generate(tmp_path_factory.mktemp("clip") / "data", frames=6, size=(64, 48), classes=3, seed=2)
+
+
+def _one_line_error(capsys: pytest.CaptureFixture, needle: str) -> None:
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    assert needle in err, err
+    assert "Traceback" not in err
+
+
+def test_every_command_is_registered() -> None:
+    from hvsa.cli.main import build_parser
+
+    parser = build_parser()
+    choices = parser._subparsers._group_actions[0].choices  # noqa: SLF001
+    assert set(choices) == {name.replace("_", "-") for name in COMMANDS}
+
+
+def test_help_and_no_command(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    assert main([]) == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["simulate", "/no/such/folder", "--out", "{tmp}/o", "--per-iteration", "1"], "does not exist"),
+        (["simulate", "{clip}", "--out", "{tmp}/o", "--granularity", "hex7", "--per-iteration", "1"], "granularity"),
+        (["simulate", "{clip}", "--out", "{tmp}/o", "--selector", "best", "--per-iteration", "1"], "unknown selector 'best'"),
+        (["simulate", "{clip}", "--out", "{tmp}/none", "--resume", "--per-iteration", "1"], "does not exist"),
+        (["simulate", "{clip}", "--out", "{tmp}/o", "--size", "9x", "--per-iteration", "1"], "expected WIDTHxHEIGHT"),
+        (["export", "{tmp}", "--to", "{tmp}/x"], "not an hvsa session folder"),
+        (["export", "{tmp}", "--to", "{tmp}/x", "--format", "gif"], "unknown export format 'gif'"),
+        (["cost", "{tmp}/missing"], "does not exist"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    argv: list[str], needle: str, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    argv = [a.format(tmp=tmp_path, clip=clip) for a in argv]
+    assert main(argv) == 2
+    _one_line_error(capsys, needle)
+
+
+def test_bad_flag_values_are_usage_errors(clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["simulate", str(clip), "--out", str(tmp_path / "o"), "--iterations", "0"])
+    assert info.value.code == 2
+    _one_line_error(capsys, "expected a positive integer")
+
+
+def test_debug_shows_the_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from hvsa.errors import InputError
+
+    monkeypatch.setenv("HVSA_DEBUG", "1")
+    with pytest.raises(InputError):
+        main(["export", str(tmp_path), "--to", str(tmp_path / "x")])
+
+
+def test_simulate_resume_and_export(clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "run"
+    base = ["simulate", str(clip), "--out", str(out), "--per-iteration", "1", "--epochs", "3"]
+    assert main(base + ["--iterations", "1"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert [r["iteration"] for r in report["iterations"]] == [1]
+    assert len(list((out / "pred").glob("*.png"))) == 6 and len(list((out / "overlay").glob("*.jpg"))) == 6
+    assert main(base + ["--iterations", "2", "--resume"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert [r["iteration"] for r in report["iterations"]] == [1, 2]
+    stdout = capsys.readouterr().out
+    assert "iteration samples" in stdout
+    assert main(["export", str(out), "--to", str(tmp_path / "colour"), "--format", "color"]) == 0
+    assert (tmp_path / "colour" / "classes.json").is_file()
+    assert main(base + ["--iterations", "2"]) == 2  # the folder holds a session already
+    _one_line_error(capsys, "already holds a session")
