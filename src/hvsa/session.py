@@ -574,8 +574,18 @@ class Session:
 
     # ------------------------------------------------------------------ fine-tuning
 
-    def finetune(self, *, steps: int | None = None, show_progress: bool = True) -> dict:
-        """Fine-tune on the annotations so far; saves the checkpoint of the current iteration."""
+    def finetune(
+        self,
+        *,
+        steps: int | None = None,
+        show_progress: bool = True,
+        on_step: Callable[[int, int, dict], None] | None = None,
+    ) -> dict:
+        """Fine-tune on the annotations so far; saves the checkpoint of the current iteration.
+
+        ``on_step(step, total, losses)`` is called after every step (the web app's progress); an
+        exception it raises aborts the run before the checkpoint is saved.
+        """
         from hvsa.finetune import FineTuner
         from hvsa.model import save_checkpoint
 
@@ -594,14 +604,16 @@ class Session:
 
             bar = progress_bar(total=total, desc=f"fine-tuning (iteration {k})", unit="step")
 
-        def on_step(i: int, n: int, info: dict) -> None:
+        def step_done(i: int, n: int, info: dict) -> None:
             if bar is not None:
                 bar.update(1)
                 if i % 10 == 0:
                     bar.set_postfix(ce=f"{info['ce']:.3f}", tc=f"{info['tc']:.4f}")
+            if on_step is not None:
+                on_step(i, n, info)
 
         try:
-            stats = tuner.run(data, self._rng(k, 2), steps=steps, on_step=on_step)
+            stats = tuner.run(data, self._rng(k, 2), steps=steps, on_step=step_done)
         finally:
             if bar is not None:
                 bar.close()
@@ -612,12 +624,19 @@ class Session:
 
     # ------------------------------------------------------------------ prediction
 
-    def predict(self, *, iteration: int | None = None, estimate_clicks: bool = True) -> dict:
+    def predict(
+        self,
+        *,
+        iteration: int | None = None,
+        estimate_clicks: bool = True,
+        on_frame: Callable[[int, int], None] | None = None,
+    ) -> dict:
         """Predict every frame with the current network; store the labels, per-sample
         selection statistics and (with ground truth) the quality figures.
 
         Returns the metrics (``miou``, ``pixel_acc``, ``boundary_iou`` with ground truth; ``tc``
-        always). Marks the iteration in progress "done".
+        always). Marks the iteration in progress "done". ``on_frame(done, total)`` is called
+        after every frame.
         """
         import torch
         import torch.nn.functional as F
@@ -671,6 +690,8 @@ class Session:
                     warped = warp(pred, self.flows.get(t - 1, t), mode="nearest")
                     tc_conf += consistency_confusion(prev, warped, self.flows.reliable(t - 1, t), C)
                 prev = pred
+                if on_frame is not None:
+                    on_frame(t + 1, self.num_frames)
         metrics = {"tc": miou(tc_conf)}
         if scores is not None:
             metrics.update(scores.result())
