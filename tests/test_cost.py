@@ -16,6 +16,7 @@ from hvsa.cost import (
     frame_clicks,
     pool_clicks,
     rasterize_polygons,
+    sample_border,
     sample_clicks,
     sample_polygons,
     video_clicks,
@@ -199,6 +200,22 @@ def test_rasterize_polygons_reuses_polygons():
     half[:, :10] = True
     out = rasterize_polygons(polys, half)
     assert np.array_equal(out[half], gt[half]) and (out[~half] == 255).all()
+
+
+def test_sample_border_prices_drawn_vertices_like_the_simulator():
+    mask = np.zeros((6, 7), bool)
+    mask[1:4, 0:3] = True  # a 3x3 sample touching the image's left edge
+    expected = np.zeros((6, 7), bool)
+    expected[1:4, 0:3] = True
+    expected[2, 1] = False  # the only pixel with all four neighbours inside
+    assert np.array_equal(sample_border(mask), expected)
+    gt = np.zeros((40, 40), np.uint8)
+    gt[2:12, 16:30] = 1  # cut by the rec20 tile border at x = 20
+    rm = rec_region_map(gt.shape, 20)
+    tile = rm == 0
+    for poly in annotate_region(gt, rm, 0).polygons:
+        v = poly.vertices
+        assert sample_border(tile)[v[:, 1], v[:, 0]].tolist() == poly.on_border.tolist()
 
 
 # --------------------------------------------------------------------------- input errors

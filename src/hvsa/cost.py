@@ -51,6 +51,7 @@ __all__ = [
     "Annotation",
     "sample_polygons",
     "sample_clicks",
+    "sample_border",
     "rasterize_polygons",
     "annotate_sample",
     "annotate_region",
@@ -231,6 +232,17 @@ def sample_clicks(
 ) -> int:
     """Clicks to annotate sample ``mask`` (see the module docstring)."""
     return sum(p.clicks for p in sample_polygons(gt, mask, epsilon=epsilon, ignore_index=ignore_index))
+
+
+def sample_border(mask: np.ndarray) -> np.ndarray:
+    """bool (H, W): the pixels of sample ``mask`` where a polygon vertex is free (rule 2 of the
+    module docstring: a 4-neighbour outside the sample or outside the image).
+
+    A person drawing on a sample (the web app) is charged by this rule:
+    ``Polygon(c, vertices, sample_border(mask)[vertices[:, 1], vertices[:, 0]])``.
+    """
+    mask = check_array(mask, "mask", ndim=2, dtype=np.bool_)
+    return _region_border(mask.view(np.uint8)) & mask
 
 
 def rasterize_polygons(
