@@ -120,6 +120,10 @@ class FinetuneConfig:
             uniformly, so L_tc sees the whole video).
         class_balance: exponent of the class weights of L_ce (:func:`class_weights`); 0 is the
             paper's unweighted cross-entropy.
+        loss_stride: both losses are computed on every ``loss_stride``-th pixel of each row and
+            column (the logits upsampled to that grid, labels and masks subsampled, the flow
+            scaled). 2 quarters the cost of the losses and their backward pass (the decoder
+            itself runs at stride 4); 1 is full resolution.
         ignore_index: label of unannotated pixels.
     """
 
@@ -133,6 +137,7 @@ class FinetuneConfig:
     max_steps: int = 4000
     annotated_share: float = 0.5
     class_balance: float = 0.5
+    loss_stride: int = 2
     ignore_index: int = 255
 
     def __post_init__(self) -> None:
@@ -144,6 +149,8 @@ class FinetuneConfig:
             raise InputError(f"epochs: expected a positive number, got {self.epochs}")
         if not 0 <= self.annotated_share <= 1:
             raise InputError(f"annotated_share: expected a number in [0, 1], got {self.annotated_share}")
+        if self.loss_stride not in (1, 2, 4):
+            raise InputError(f"loss_stride: expected 1, 2 or 4, got {self.loss_stride}")
         if not 1 <= self.min_steps <= self.max_steps:
             raise InputError(f"steps: need 1 <= min_steps <= max_steps, got {self.min_steps}, {self.max_steps}")
 
@@ -228,18 +235,24 @@ class FineTuner:
 
     def _losses(self, data: TrainingData, t: int, t2: int) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.config
+        s = cfg.loss_stride
         h, w = data.frame_hw
+        grid = (slice(None, None, s), slice(None, None, s))
+        gh, gw = -(-h // s), -(-w // s)
         taps = [torch.cat(pair).to(self.device) for pair in zip(data.taps(t), data.taps(t2))]
-        logits = F.interpolate(self.model.decode(taps), size=(h, w), mode="bilinear", align_corners=False)
-        target = torch.full((2, h, w), cfg.ignore_index, dtype=torch.int64)
+        logits = F.interpolate(self.model.decode(taps), size=(gh, gw), mode="bilinear", align_corners=False)
+        target = torch.full((2, gh, gw), cfg.ignore_index, dtype=torch.int64)
         for i, u in enumerate((t, t2)):
             a = data.annotation(u)
             if a is not None:
-                target[i] = torch.from_numpy(a.astype(np.int64))
+                target[i] = torch.from_numpy(a[grid].astype(np.int64))
         ce = ce_loss(logits, target.to(self.device), cfg.ignore_index, self._weight)
         if cfg.lambda_tc <= 0:
             return ce, ce.detach() * 0.0
         q = logits.softmax(1)
-        flow = torch.from_numpy(np.ascontiguousarray(data.flow(t, t2), np.float32))[None].to(self.device)
-        rel = torch.from_numpy(data.reliable(t, t2))[None].to(self.device)
+        flow = np.ascontiguousarray(data.flow(t, t2)[grid], np.float32)
+        if s > 1:
+            flow /= s
+        flow = torch.from_numpy(flow)[None].to(self.device)
+        rel = torch.from_numpy(np.ascontiguousarray(data.reliable(t, t2)[grid]))[None].to(self.device)
         return ce, tc_loss(q[:1], q[1:], flow, rel)
