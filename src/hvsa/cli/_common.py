@@ -43,6 +43,11 @@ def add_loop_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--selector", "-s", default="hvsa", help="hvsa, random, uncertainty or diversity (default hvsa)")
     g.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     g.add_argument("--size", help="working size WxH (default: longest side 480)")
+    add_model_arguments(p)
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """The model and fine-tuning flags (``simulate``, ``demo``, ``serve``)."""
     m = p.add_argument_group("model and fine-tuning")
     m.add_argument("--model", help="start from this hvsa checkpoint (default: ImageNet encoder, new decoder)")
     m.add_argument("--lambda-tc", type=nonneg_float, default=1.0, help="weight of the temporal-consistency loss; 0 = fine-tune only (default 1)")

@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "demo",
     "synth",
     "simulate",
+    "serve",
     "export",
     "cost",
     "flow_eval",
