@@ -27,7 +27,7 @@ def _run(folder: Path, clip: Path, settings: LoopSettings, **kw) -> dict:
         return run_loop(s, settings, SimulatedAnnotator(s.gt))
 
 
-REPORT_KEYS = {"data", "frames", "size", "classes", "granularity", "selector", "seed", "full_video_clicks", "iterations"}
+REPORT_KEYS = {"data", "frames", "size", "classes", "granularity", "selector", "method", "seed", "full_video_clicks", "iterations"}
 ROW_KEYS = {"iteration", "samples", "clicks", "clicks_pct", "pixels_pct", "miou", "pixel_acc", "boundary_iou", "tc", "seconds"}
 
 

@@ -239,7 +239,7 @@ def _pass(data: PropagationInputs, order: range, cfg: PropagationConfig, ignore_
         state = unknown
         for d in range(1, cfg.max_distance + 1 if cfg.follow_flow else 2):
             s = t - d * step
-            if s not in history:
+            if s not in history or not history[s][1].any():  # nothing to carry: read no flow
                 continue
             if cfg.follow_flow:
                 motion = data.flow(t, s), data.reliable(t, s)

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -45,6 +46,9 @@ from hvsa.progress import progress
 from hvsa.store import DB_NAME, STAGES, IterationRow, Store
 from hvsa.types import SampleId
 from hvsa.video.classes import Classes
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 __all__ = ["Session", "SessionConfig", "Batch", "run_loop", "LoopSettings"]
 
@@ -66,7 +70,10 @@ class SessionConfig:
         finetune: fine-tuning settings.
         flow_preset: DIS preset of the flow cache.
         epsilon: polygon simplification tolerance of the click model, pixels.
-        method: "hvsa" (test-time fine-tuning; lambda_tc = 0 is "finetune-only").
+        method: labelling method name (:data:`hvsa.methods.METHODS`): "hvsa" (test-time
+            fine-tuning), "finetune-only" (lambda_tc = 0), "lp" (label propagation), "copy".
+        cache_dir: folder of the video caches (frames, labels, flows, encoder taps, pools), all
+            keyed by content, so sessions of one video may share it; None: ``OUT/cache``.
     """
 
     data: str
@@ -79,6 +86,8 @@ class SessionConfig:
     finetune: FinetuneConfig = FinetuneConfig()
     flow_preset: str = "medium"
     epsilon: float = DEFAULT_EPSILON
+    method: str = "hvsa"
+    cache_dir: str | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -92,6 +101,8 @@ class SessionConfig:
             "finetune": self.finetune.to_dict(),
             "flow_preset": self.flow_preset,
             "epsilon": self.epsilon,
+            "method": self.method,
+            "cache_dir": self.cache_dir,
         }
 
     @classmethod
@@ -107,6 +118,8 @@ class SessionConfig:
             finetune=FinetuneConfig(**d["finetune"]),
             flow_preset=d.get("flow_preset", "medium"),
             epsilon=float(d.get("epsilon", DEFAULT_EPSILON)),
+            method=d.get("method", "hvsa"),
+            cache_dir=d.get("cache_dir"),
         )
 
 
@@ -162,6 +175,7 @@ class Session:
         import torch
 
         from hvsa.flow.cache import FlowCache
+        from hvsa.methods import get_method
         from hvsa.model.taps import TapCache
         from hvsa.pools import Pool
         from hvsa.select import make_selector
@@ -172,9 +186,11 @@ class Session:
         self.config = config
         self.device = torch.device(device)
         self.selector = make_selector(config.selector)
+        self.method = get_method(config.method)
         cache = folder / "cache"
+        video_cache = Path(config.cache_dir) if config.cache_dir else cache
         classes = Classes.from_dict(store.get_meta("classes"))
-        self.data = open_data(config.data, config.size, classes=classes, cache_dir=cache)
+        self.data = open_data(config.data, config.size, classes=classes, cache_dir=video_cache)
         self._closers: list = [self.data]
         try:
             self.frames = self.data.frames
@@ -185,12 +201,12 @@ class Session:
             if self.num_frames < 2:
                 raise InputError(f"{config.data}: a video needs at least 2 frames, got {self.num_frames}")
             self.names = list(self.frames.names)
-            self.pool = Pool(config.granularity, self.frames, cache_dir=cache / "pools")
+            self.pool = Pool(config.granularity, self.frames, cache_dir=video_cache / "pools")
             self._closers.append(self.pool)
-            self.flows = FlowCache(self.frames, cache / "flows", preset=config.flow_preset)
+            self.flows = FlowCache(self.frames, video_cache / "flows", preset=config.flow_preset)
             self._closers.append(self.flows)
             self.model = self._load_model()
-            self.taps = TapCache(self.model, self.frames, cache / "taps", device=self.device)
+            self.taps = TapCache(self.model, self.frames, video_cache / "taps", device=self.device)
             self._closers.append(self.taps)
             h, w = self.hw
             self._pred = DiskArray.open_or_create(cache / "pred.u8", self.num_frames, (h, w), np.uint8,
@@ -224,10 +240,18 @@ class Session:
         finetune: FinetuneConfig | None = None,
         flow_preset: str = "medium",
         epsilon: float = DEFAULT_EPSILON,
+        method: str = "hvsa",
+        cache_dir: str | os.PathLike | None = None,
         device: str = "cpu",
     ) -> "Session":
-        """Create a new session folder (it must not hold a session already)."""
+        """Create a new session folder (it must not hold a session already).
+
+        ``method`` names a labelling method (:data:`hvsa.methods.METHODS`); its fixed settings
+        (``finetune-only``: lambda_tc = 0) override ``finetune`` in the saved configuration.
+        ``cache_dir`` shares the video caches between sessions (see :class:`SessionConfig`).
+        """
         from hvsa.checks import parse_size
+        from hvsa.methods import get_method
         from hvsa.pools import parse_granularity
         from hvsa.select import SELECTORS
         from hvsa.video.data import open_data
@@ -238,12 +262,14 @@ class Session:
         data = check_path(data, "data folder or video")
         granularity = str(parse_granularity(granularity))
         SELECTORS.get(selector)
+        labelling = get_method(method)
         if model is not None:
             check_path(model, "model checkpoint", kind="file")
         wh = parse_size(size) if isinstance(size, str) else size
         if isinstance(classes, (str, os.PathLike)):
             classes = Classes.from_json(classes)
-        with open_data(data, wh, classes=classes, cache_dir=folder / "cache") as probe:
+        cache_dir = Path(cache_dir).resolve() if cache_dir is not None else None
+        with open_data(data, wh, classes=classes, cache_dir=cache_dir or folder / "cache") as probe:
             if probe.classes is None:
                 raise InputError(f"{data}: no classes.json; pass classes (--classes FILE)")
             classes = probe.classes
@@ -256,9 +282,11 @@ class Session:
             selector=selector,
             model=str(Path(model).resolve()) if model else None,
             decoder_channels=int(decoder_channels),
-            finetune=finetune or FinetuneConfig(),
+            finetune=labelling.finetune_config(finetune or FinetuneConfig()),
             flow_preset=flow_preset,
             epsilon=float(epsilon),
+            method=labelling.name,
+            cache_dir=str(cache_dir) if cache_dir is not None else None,
         )
         store = Store(folder, create=True)
         try:
@@ -595,6 +623,10 @@ class Session:
         k = cur.iteration
         if cur.stage == "selected":
             self.store.update_iteration(k, stage="annotated")
+        if not self.method.trains:
+            stats = {"steps": 0, "seconds": 0.0, "skipped": f"method {self.method.name} does not train"}
+            self.store.update_iteration(k, stage="finetuned", info={"finetune": stats})
+            return stats
         data = _SessionTrainingData(self)
         tuner = FineTuner(self.model, self.config.finetune, self.device)
         total = self.config.finetune.steps_for(self.num_frames) if steps is None else steps
@@ -624,6 +656,39 @@ class Session:
 
     # ------------------------------------------------------------------ prediction
 
+    def _frame_outputs(self) -> Iterator[tuple[int, torch.Tensor, np.ndarray, np.ndarray]]:
+        """(t, features (1, D, h, w), labels uint8 (H, W), uncertainty float32 (H, W)) of every
+        frame in order, from the method's label source: the network's softmax (uncertainty
+        1 - (p1 - p2)) or label propagation (uncertainty 1 - its confidence). The features, for
+        selection, always come from the network. Run under ``torch.inference_mode()``."""
+        import torch
+        import torch.nn.functional as F
+
+        from hvsa.select import margin_uncertainty_torch
+
+        h, w = self.hw
+        propagated = None
+        if self.method.labels == "propagation":
+            from hvsa.propagate import propagate
+
+            propagated = propagate(_SessionTrainingData(self), self.method.propagation,
+                                   ignore_index=self.classes.ignore_index, scratch=self.folder / "cache")
+        try:
+            for t in range(self.num_frames):
+                f = self.model.features(self.taps.get(t, self.device))
+                if propagated is None:
+                    logits = F.interpolate(self.model.decoder.head(f), size=(h, w), mode="bilinear", align_corners=False)
+                    probs = logits.softmax(1)
+                    pred = probs.argmax(1)[0].to(torch.uint8).cpu().numpy()
+                    u = margin_uncertainty_torch(probs)[0].cpu().numpy()
+                else:
+                    _, pred, conf = next(propagated)
+                    u = 1.0 - conf
+                yield t, f, pred, u
+        finally:
+            if propagated is not None:
+                propagated.close()
+
     def predict(
         self,
         *,
@@ -639,12 +704,11 @@ class Session:
         after every frame.
         """
         import torch
-        import torch.nn.functional as F
 
         from hvsa.flow.warp import warp
         from hvsa.metrics import VideoScores, consistency_confusion, miou
         from hvsa.pools import sample_means
-        from hvsa.select import margin_uncertainty_torch, reduce_per_sample
+        from hvsa.select import reduce_per_sample
 
         cur = self.current
         if iteration is None:
@@ -652,7 +716,6 @@ class Session:
                 raise InputError("predict: no iteration in progress")
             iteration = cur.iteration
         C = len(self.classes)
-        h, w = self.hw
         n_total = len(self.pool)
         unc = np.zeros(n_total, np.float64)
         est = np.ones(n_total, np.float32)
@@ -664,13 +727,8 @@ class Session:
         offsets = self.pool.offsets
         self.model.eval()
         with torch.inference_mode():
-            for t in progress(range(self.num_frames), desc=f"predicting (iteration {iteration})", unit="frame"):
-                taps = self.taps.get(t, self.device)
-                f = self.model.features(taps)
-                logits = F.interpolate(self.model.decoder.head(f), size=(h, w), mode="bilinear", align_corners=False)
-                probs = logits.softmax(1)
-                pred = probs.argmax(1)[0].to(torch.uint8).cpu().numpy()
-                u = margin_uncertainty_torch(probs)[0].cpu().numpy()
+            outputs = self._frame_outputs()
+            for t, f, pred, u in progress(outputs, total=self.num_frames, desc=f"predicting (iteration {iteration})", unit="frame"):
                 self._pred[t] = pred
                 self._conf[t] = np.round((1.0 - u) * 255).astype(np.uint8)
                 frame_conf[t] = float(1.0 - u.mean())
@@ -752,6 +810,7 @@ class Session:
             "classes": len(self.classes),
             "granularity": self.config.granularity,
             "selector": self.config.selector,
+            "method": self.config.method,
             "seed": self.config.seed,
             "full_video_clicks": full,
             "iterations": rows,

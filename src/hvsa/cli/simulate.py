@@ -61,13 +61,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         session = Session.create(
             out, args.data, granularity=args.granularity, size=args.size, seed=args.seed,
-            selector=args.selector, model=args.model, finetune=finetune_config(args), device=args.device,
+            selector=args.selector, model=args.model, finetune=finetune_config(args), method=args.method,
+            device=args.device,
         )
     with session:
         if session.gt is None:
             raise InputError(f"{args.data}: simulate needs ground truth (a labels/ folder)")
         print(f"{out}: {session.num_frames} frames {session.hw[1]}x{session.hw[0]}, {len(session.classes)} classes,"
-              f" granularity {session.config.granularity}, selector {session.config.selector}")
+              f" granularity {session.config.granularity}, selector {session.config.selector},"
+              f" method {session.config.method}")
         print(HEADER)
         for row in session.report()["iterations"]:
             print_row(row)

@@ -1,0 +1,71 @@
+"""Labelling methods in a session: the registry, finetune-only, and the lp and copy baselines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hvsa.annotate import SimulatedAnnotator
+from hvsa.errors import UnknownNameError
+from hvsa.finetune import FinetuneConfig
+from hvsa.methods import METHODS, get_method
+from hvsa.session import LoopSettings, Session, SessionConfig, run_loop
+from hvsa.synth import generate
+
+FAST = FinetuneConfig(epochs=1, min_steps=10, lr=0.01)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(tmp_path_factory.mktemp("clip") / "data", frames=8, size=(80, 56), classes=3, seed=4)
+
+
+def test_registry_lists_the_methods_and_rejects_unknown_names(tmp_path: Path, clip: Path) -> None:
+    assert METHODS.names() == ["copy", "finetune-only", "hvsa", "lp"]
+    assert get_method("hvsa").trains and not get_method("lp").trains
+    with pytest.raises(UnknownNameError, match="unknown method 'best'; expected one of: copy, finetune-only, hvsa, lp"):
+        Session.create(tmp_path / "s", clip, method="best")
+
+
+def test_finetune_only_saves_lambda_zero_and_old_configs_default_to_hvsa(tmp_path: Path, clip: Path) -> None:
+    with Session.create(tmp_path / "s", clip, method="finetune-only", finetune=FinetuneConfig(lambda_tc=1.0)) as s:
+        assert s.config.finetune.lambda_tc == 0.0
+    saved = json.loads((tmp_path / "s" / "config.json").read_text())
+    assert saved["method"] == "finetune-only" and saved["finetune"]["lambda_tc"] == 0.0
+    old = {k: v for k, v in saved.items() if k not in ("method", "cache_dir", "classes")}
+    assert SessionConfig.from_dict(old).method == "hvsa"
+
+
+@pytest.mark.parametrize("method", ["lp", "copy"])
+def test_baselines_label_from_annotations_without_training(tmp_path: Path, clip: Path, method: str) -> None:
+    folder = tmp_path / method
+    with Session.create(folder, clip, method=method, finetune=FAST, selector="random") as s:
+        report = run_loop(s, LoopSettings(iterations=2, per_iteration=2), SimulatedAnnotator(s.gt))
+        annotated = s.store.annotated_frames()
+        assert len(annotated) == 4
+        for t in annotated:  # annotated frames come back as annotated, with confidence 1
+            labels, conf = s.prediction(t)
+            np.testing.assert_array_equal(labels, s.annotation_map(t))
+            assert (conf == 1).all()
+        for it in s.iterations:
+            assert it.checkpoint is None and it.info["finetune"]["steps"] == 0
+        with np.load(s.folder / "state" / "pred-2.npz") as z:  # the network still gives features
+            assert np.isfinite(z["features"].astype(np.float32)).all()
+            assert z["features"].shape[0] == s.num_frames
+    rows = report["iterations"]
+    assert report["method"] == method
+    assert rows[-1]["miou"] > 0.6
+    assert rows[-1]["seconds"]["finetune"] < 1.0
+
+
+def test_shared_cache_dir_serves_two_sessions(tmp_path: Path, clip: Path) -> None:
+    shared = tmp_path / "video-cache"
+    for name in ("a", "b"):
+        with Session.create(tmp_path / name, clip, method="copy", cache_dir=shared) as s:
+            s.prepare()
+    flows = sorted(p.name for p in (shared / "flows").glob("*.f16"))
+    assert len(flows) == 4  # one file per frame offset, written once, used by both sessions
+    assert not (tmp_path / "b" / "cache" / "flows").exists()
