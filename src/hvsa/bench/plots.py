@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["demo_figure"]
+if TYPE_CHECKING:  # pragma: no cover
+    from hvsa.bench.results import Point
+
+__all__ = ["demo_figure", "curves_figure"]
 
 
 def _pyplot():  # noqa: ANN202
@@ -61,6 +65,67 @@ def demo_figure(
             if i == 0:
                 a.set_title(caption, fontsize=9)
     fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+_STYLES = ("-", "--", ":", "-.")
+
+
+def curves_figure(out: str | os.PathLike, points: Sequence["Point"], title: str = "") -> Path:
+    """Figure 7 of the paper for one dataset: mIoU against clicks %, boundary IoU against
+    clicks % and mIoU against annotated pixels %, log x, one line per (granularity, selector,
+    method); colour = method and selector, marker and line style = granularity.
+
+    Args:
+        out: PNG path.
+        points: :class:`hvsa.bench.results.Point` of one dataset (others are not filtered out).
+        title: figure title.
+    """
+    plt = _pyplot()
+    from matplotlib import ticker
+
+    lines: dict[tuple[str, str, str], list] = {}
+    for p in points:
+        if p.clicks_pct is not None and p.miou is not None:
+            lines.setdefault(p.line, []).append(p)
+    grans = sorted({g for g, _, _ in lines})
+    combos = sorted({(m, s) for _, s, m in lines})
+    colours = plt.get_cmap("tab10")
+    panels = (
+        ("clicks_pct", "miou", "clicks % (log)", "mIoU"),
+        ("clicks_pct", "boundary_iou", "clicks % (log)", "boundary IoU"),
+        ("pixels_pct", "miou", "annotated pixels % (log)", "mIoU"),
+    )
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), dpi=110)
+    for ax, (xk, yk, xlabel, ylabel) in zip(axes, panels):
+        for (g, s, m), pts in sorted(lines.items()):
+            pts = sorted((p for p in pts if getattr(p, xk) and getattr(p, yk) is not None), key=lambda p: getattr(p, xk))
+            if not pts:
+                continue
+            gi, ci = grans.index(g), combos.index((m, s))
+            ax.plot(
+                [getattr(p, xk) for p in pts], [getattr(p, yk) for p in pts],
+                marker=_MARKERS[gi % len(_MARKERS)], linestyle=_STYLES[gi % len(_STYLES)],
+                color=colours(ci % 10), label=f"{m} ({s} selection, {g})",
+            )  # fmt: skip
+        ax.set_xscale("log")
+        plain = ticker.FuncFormatter(lambda v, _: f"{v:g}")
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
+        ax.tick_params(axis="x", which="minor", labelsize=7)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, which="both")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False)
+    fig.suptitle(title or "quality per annotation cost")
+    fig.tight_layout(rect=(0, 0.06 + 0.035 * ((len(labels) - 1) // 4), 1, 1))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)

@@ -25,6 +25,8 @@ COMMANDS: tuple[str, ...] = (
     "export",
     "cost",
     "flow_eval",
+    "bench",
+    "pretrain",
 )
 
 

@@ -1,0 +1,166 @@
+"""The benchmark report: figures and Markdown tables regenerated from ``results.csv`` alone.
+
+``hvsa bench report DIR`` reads ``DIR/results.csv`` and writes ``DIR/report.md`` with, per
+dataset, a Figure-7-style plot (``DIR/figures/<dataset>.png``), a Table-1-style table (fewest
+clicks % reaching 80/85/90/95 % mIoU, and at which granularity), a Table-2-style table (mIoU,
+pixel accuracy and TC at each budget for finetune-only, lp and hvsa) and the seconds per
+iteration. When ``DIR/bench.json`` exists (written by ``hvsa bench``) the command and the
+machine are quoted too; nothing else is read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from hvsa.bench.results import (
+    TABLE1_TARGETS,
+    Point,
+    Reach,
+    ResultRow,
+    Timing,
+    aggregate,
+    fewest_clicks,
+    fixed_budget_rows,
+    read_results,
+    timings,
+)
+
+__all__ = [
+    "markdown_table",
+    "reach_table",
+    "budget_table",
+    "timing_table",
+    "render_report",
+    "write_report",
+]
+
+
+def markdown_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured Markdown table (``|`` in cells escaped)."""
+
+    def row(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([row(header), row(["---"] * len(header)), *(row(r) for r in body)])
+
+
+def _pct(v: float | None, digits: int = 1) -> str:
+    return "-" if v is None else f"{100 * v:.{digits}f}"
+
+
+def reach_table(reaches: Sequence[Reach]) -> str:
+    """Table 1 style, one dataset: rows (method, selector), a column per target mIoU, cells
+    "clicks % (granularity)" or "-" when no configuration reaches the target."""
+    targets = sorted({r.target for r in reaches})
+    rows: dict[tuple[str, str], dict[float, Reach]] = {}
+    for r in reaches:
+        rows.setdefault((r.method, r.selector), {})[r.target] = r
+    body = []
+    for (method, selector), cells in sorted(rows.items()):
+        line = [method, selector]
+        for t in targets:
+            c = cells.get(t)
+            line.append("-" if c is None or c.clicks_pct is None else f"{c.clicks_pct:.2f} % ({c.granularity})")
+        body.append(line)
+    return markdown_table(["method", "selector", *(f"mIoU >= {100 * t:g} %" for t in targets)], body)
+
+
+def budget_table(points: Sequence[Point]) -> str:
+    """Table 2 style, one dataset: rows (method, granularity, selector), a column per budget,
+    cells "mIoU / pixel acc. / TC" in percent (and the clicks % actually spent)."""
+    budgets = sorted({p.budget_pct for p in points})
+    rows: dict[tuple[str, str, str], dict[float, Point]] = {}
+    for p in points:
+        rows.setdefault((p.method, p.granularity, p.selector), {})[p.budget_pct] = p
+    body = []
+    for key, cells in rows.items():  # keeps fixed_budget_rows' method order
+        line = list(key)
+        for b in budgets:
+            p = cells.get(b)
+            line.append(
+                "-" if p is None
+                else f"{_pct(p.miou)} / {_pct(p.pixel_acc)} / {_pct(p.tc)}"
+                + ("" if p.clicks_pct is None else f" ({p.clicks_pct:.2f} %)")
+            )  # fmt: skip
+        body.append(line)
+    return markdown_table(["method", "granularity", "selector", *(f"budget {b:g} %" for b in budgets)], body)
+
+
+def timing_table(rows: Sequence[Timing]) -> str:
+    """Seconds per iteration: rows (method, granularity), columns select ... total."""
+
+    def s(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f}"
+
+    body = [
+        [t.method, t.granularity, f"{t.frames:.0f}", str(t.iterations), s(t.select), s(t.annotate),
+         s(t.finetune), s(t.predict), s(t.total)]
+        for t in rows
+    ]  # fmt: skip
+    return markdown_table(
+        ["method", "granularity", "frames", "iterations", "select", "annotate", "fine-tune", "predict", "total"], body
+    )
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "data"
+
+
+def render_report(rows: Sequence[ResultRow], figures: dict[str, str], bench: dict | None = None) -> str:
+    """The Markdown report of ``rows``; ``figures`` maps a dataset to its figure's relative path,
+    ``bench`` is the content of ``bench.json`` (command, machine) when known."""
+    points = aggregate(rows)
+    reach = fewest_clicks(points, TABLE1_TARGETS)
+    budget = fixed_budget_rows(points)
+    times = timings(rows)
+    runs = {r.run for r in rows}
+    finished = {r.run for r in rows if r.final}
+    out = ["# hvsa benchmark", ""]
+    out.append(
+        f"{len(runs)} runs ({len(finished)} finished) on {len({(r.dataset, r.sequence) for r in rows})} sequences."
+        " A point is the final iteration of a configuration's runs, averaged over the dataset's"
+        " sequences and the seeds; clicks % is cumulative, relative to annotating every frame whole."
+    )
+    if bench:
+        out += ["", "Command:", "", "```", str(bench.get("command", "")), "```", ""]
+        machine = bench.get("machine") or {}
+        if machine:
+            out.append("Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
+    for dataset in sorted({r.dataset for r in rows}):
+        out += ["", f"## {dataset}", ""]
+        if dataset in figures:
+            out += [f"![{dataset}: quality against annotation cost]({figures[dataset]})", ""]
+        out += ["### Fewest clicks % reaching a quality (Table 1 style)", ""]
+        out += [reach_table([r for r in reach if r.dataset == dataset]), ""]
+        out += ["### Quality at fixed budgets: mIoU / pixel accuracy / TC, % (Table 2 style)", ""]
+        sub = [p for p in budget if p.dataset == dataset]
+        out += [budget_table(sub) if sub else "No finetune-only, lp or hvsa runs.", ""]
+        out += ["### Seconds per iteration", ""]
+        out += [timing_table([t for t in times if t.dataset == dataset]), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def write_report(folder: str | os.PathLike) -> Path:
+    """Regenerate ``folder/report.md`` and ``folder/figures/`` from ``folder/results.csv``."""
+    from hvsa.bench.plots import curves_figure
+
+    folder = Path(folder)
+    rows = read_results(folder / "results.csv")
+    points = aggregate(rows)
+    figures = {}
+    for dataset in sorted({p.dataset for p in points}):
+        name = f"figures/{_slug(dataset)}.png"
+        curves_figure(folder / name, [p for p in points if p.dataset == dataset], title=dataset)
+        figures[dataset] = name
+    bench = None
+    if (folder / "bench.json").is_file():
+        bench = json.loads((folder / "bench.json").read_text())
+    path = folder / "report.md"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(render_report(rows, figures, bench))
+    os.replace(tmp, path)
+    return path

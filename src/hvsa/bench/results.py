@@ -1,0 +1,288 @@
+"""Benchmark results: the ``results.csv`` rows, and pure scoring and table functions over them.
+
+``results.csv`` holds one row per run and completed iteration: the run's parameters, every
+field of its ``report.json`` (``size`` as ``width`` and ``height``, ``seconds`` as
+``seconds_<part>``), cumulative clicks and the quality figures of that iteration. Everything a
+report shows is computed from these rows alone.
+
+A *point* (:class:`Point`) averages the final iteration of every run of one configuration
+(dataset, granularity, selector, method, budget) over the dataset's sequences and the seeds: it
+is one marker of a Figure-7-style curve.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import typing
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+
+from hvsa.errors import InputError
+
+__all__ = [
+    "COLUMNS",
+    "ResultRow",
+    "Point",
+    "Reach",
+    "Timing",
+    "rows_from_report",
+    "write_results",
+    "read_results",
+    "aggregate",
+    "fewest_clicks",
+    "fixed_budget_rows",
+    "timings",
+    "TABLE1_TARGETS",
+    "TABLE2_METHODS",
+]
+
+TABLE1_TARGETS = (0.80, 0.85, 0.90, 0.95)
+TABLE2_METHODS = ("finetune-only", "lp", "hvsa")
+_SECONDS = ("select", "annotate", "finetune", "predict", "total")
+_QUALITY = ("miou", "pixel_acc", "boundary_iou", "tc")
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One row of ``results.csv``: one iteration of one run. Quality figures are fractions in
+    [0, 1] (None without ground truth); ``clicks_pct`` and ``pixels_pct`` are cumulative."""
+
+    run: str
+    dataset: str
+    sequence: str
+    granularity: str
+    selector: str
+    method: str
+    budget_pct: float
+    seed: int
+    iterations: int
+    model: str | None
+    data: str
+    frames: int
+    width: int
+    height: int
+    classes: int
+    full_video_clicks: int | None
+    iteration: int
+    samples: int
+    clicks: int
+    clicks_pct: float | None
+    pixels_pct: float
+    miou: float | None
+    pixel_acc: float | None
+    boundary_iou: float | None
+    tc: float | None
+    seconds_select: float | None
+    seconds_annotate: float | None
+    seconds_finetune: float | None
+    seconds_predict: float | None
+    seconds_total: float | None
+
+    @property
+    def final(self) -> bool:
+        """Whether this is the run's last iteration."""
+        return self.iteration == self.iterations
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ResultRow))
+
+
+def _parser(hint: object):  # noqa: ANN202
+    """The text -> value conversion of a column of type ``hint`` ("" is None for optionals)."""
+    args = typing.get_args(hint)
+    if type(None) not in args:
+        return hint
+    kind = next(a for a in args if a is not type(None))
+    return lambda text: None if text == "" else kind(text)
+
+
+_PARSE = {name: _parser(hint) for name, hint in typing.get_type_hints(ResultRow).items()}
+
+
+def rows_from_report(params: dict, report: dict, iterations: int, model: str | None = None) -> list[ResultRow]:
+    """The rows of one run: ``params`` (:meth:`hvsa.bench.grid.RunSpec.params`) joined with
+    each iteration of its ``report`` (the report.json dict)."""
+    rows = []
+    for it in report["iterations"]:
+        sec = it.get("seconds", {})
+        rows.append(
+            ResultRow(
+                run=params["run"], dataset=params["dataset"], sequence=params["sequence"],
+                granularity=report["granularity"], selector=report["selector"],
+                method=report.get("method", params["method"]), budget_pct=float(params["budget_pct"]),
+                seed=int(report["seed"]), iterations=int(iterations), model=model,
+                data=report["data"], frames=int(report["frames"]), width=int(report["size"][0]),
+                height=int(report["size"][1]), classes=int(report["classes"]),
+                full_video_clicks=report.get("full_video_clicks"), iteration=int(it["iteration"]),
+                samples=int(it["samples"]), clicks=int(it["clicks"]), clicks_pct=it.get("clicks_pct"),
+                pixels_pct=float(it["pixels_pct"]), miou=it.get("miou"), pixel_acc=it.get("pixel_acc"),
+                boundary_iou=it.get("boundary_iou"), tc=it.get("tc"),
+                **{f"seconds_{k}": sec.get(k) for k in _SECONDS},
+            )
+        )  # fmt: skip
+    return rows
+
+
+def write_results(path: str | os.PathLike, rows: Iterable[ResultRow]) -> Path:
+    """Write ``rows`` as CSV with the :data:`COLUMNS` header (atomically: temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(COLUMNS)
+        for r in rows:
+            w.writerow(["" if v is None else v for v in astuple(r)])
+    os.replace(tmp, path)
+    return path
+
+
+def read_results(path: str | os.PathLike) -> list[ResultRow]:
+    """Read a ``results.csv``; its header must hold every column of :data:`COLUMNS`."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no results file (run `hvsa bench DATA --out DIR` first)")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InputError(f"{path}: not an hvsa results file (missing columns {missing})")
+        try:
+            return [ResultRow(**{c: _PARSE[c](rec[c]) for c in COLUMNS}) for rec in reader]
+        except ValueError as e:
+            raise InputError(f"{path}: line {reader.line_num}: {e}") from None
+
+
+# ---------------------------------------------------------------------------------- scoring
+
+
+@dataclass(frozen=True)
+class Point:
+    """The mean final iteration of the runs of one configuration (over sequences and seeds).
+
+    ``runs`` is how many runs were averaged; a quality figure is None when no run has it.
+    """
+
+    dataset: str
+    granularity: str
+    selector: str
+    method: str
+    budget_pct: float
+    runs: int
+    clicks_pct: float | None
+    pixels_pct: float
+    miou: float | None
+    pixel_acc: float | None
+    boundary_iou: float | None
+    tc: float | None
+
+    @property
+    def line(self) -> tuple[str, str, str]:
+        """(granularity, selector, method): the curve this point belongs to."""
+        return self.granularity, self.selector, self.method
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    kept = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return sum(kept) / len(kept) if kept else None
+
+
+def aggregate(rows: Sequence[ResultRow]) -> list[Point]:
+    """One :class:`Point` per (dataset, granularity, selector, method, budget), from each
+    run's final iteration; sorted by those keys."""
+    groups: dict[tuple, list[ResultRow]] = defaultdict(list)
+    for r in rows:
+        if r.final:
+            groups[(r.dataset, r.granularity, r.selector, r.method, r.budget_pct)].append(r)
+    points = []
+    for key in sorted(groups):
+        g = groups[key]
+        points.append(
+            Point(
+                *key,
+                runs=len(g),
+                clicks_pct=_mean(r.clicks_pct for r in g),
+                pixels_pct=_mean(r.pixels_pct for r in g),
+                **{q: _mean(getattr(r, q) for r in g) for q in _QUALITY},
+            )
+        )
+    return points
+
+
+@dataclass(frozen=True)
+class Reach:
+    """The fewest clicks % at which a (dataset, method, selector) reaches ``target`` mIoU, over
+    every granularity and budget, and the granularity and mIoU of that point (None: never)."""
+
+    dataset: str
+    method: str
+    selector: str
+    target: float
+    clicks_pct: float | None
+    granularity: str | None
+    miou: float | None
+
+
+def fewest_clicks(points: Sequence[Point], targets: Sequence[float] = TABLE1_TARGETS) -> list[Reach]:
+    """Table 1 of the paper: for each (dataset, method, selector) and target mIoU, the point of
+    fewest clicks % whose mIoU is at least the target (ties: the first granularity in name
+    order). Sorted by dataset, method, selector, target."""
+    groups: dict[tuple[str, str, str], list[Point]] = defaultdict(list)
+    for p in points:
+        if p.miou is not None and p.clicks_pct is not None:
+            groups[(p.dataset, p.method, p.selector)].append(p)
+    out = []
+    for key in sorted(groups):
+        for target in sorted(targets):
+            hits = [p for p in groups[key] if p.miou >= target]
+            best = min(hits, key=lambda p: (p.clicks_pct, p.granularity)) if hits else None
+            out.append(
+                Reach(*key, target=float(target), clicks_pct=best.clicks_pct if best else None,
+                      granularity=best.granularity if best else None, miou=best.miou if best else None)
+            )
+    return out
+
+
+def fixed_budget_rows(points: Sequence[Point], methods: Sequence[str] = TABLE2_METHODS) -> list[Point]:
+    """Table 2 of the paper: the points of ``methods`` (in that order), then by dataset,
+    granularity, selector and budget."""
+    rank = {m: i for i, m in enumerate(methods)}
+    kept = [p for p in points if p.method in rank]
+    return sorted(kept, key=lambda p: (p.dataset, rank[p.method], p.granularity, p.selector, p.budget_pct))
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Mean seconds per iteration of one (dataset, method, granularity), over every completed
+    iteration of its runs; ``frames`` is the mean video length of those runs."""
+
+    dataset: str
+    method: str
+    granularity: str
+    iterations: int
+    frames: float
+    select: float | None
+    annotate: float | None
+    finetune: float | None
+    predict: float | None
+    total: float | None
+
+
+def timings(rows: Sequence[ResultRow]) -> list[Timing]:
+    """Seconds per iteration per (dataset, method, granularity), sorted by those keys."""
+    groups: dict[tuple[str, str, str], list[ResultRow]] = defaultdict(list)
+    for r in rows:
+        groups[(r.dataset, r.method, r.granularity)].append(r)
+    return [
+        Timing(
+            *key,
+            iterations=len(g),
+            frames=sum(r.frames for r in g) / len(g),
+            **{k: _mean(getattr(r, f"seconds_{k}") for r in g) for k in _SECONDS},
+        )
+        for key, g in sorted(groups.items())
+    ]

@@ -1,0 +1,363 @@
+"""Run an experiment grid: one simulated session per run, in parallel processes, resumable.
+
+Layout of a bench folder::
+
+    OUT/bench.json                 settings (fixed for the folder), last command, machine
+    OUT/results.csv                one row per run and completed iteration (hvsa.bench.results)
+    OUT/report.md, OUT/figures/    the report (hvsa.bench.report), regenerated from results.csv
+    OUT/cache/<dataset>/<seq>/     video caches shared by the runs of a sequence (frames, labels,
+                                   flows, encoder taps, pools), filled once before its runs
+    OUT/runs/<run id>/             one session folder per run (+ run.json, its parameters)
+
+A run whose ``report.json`` lists every iteration is skipped; an interrupted one resumes where
+it stopped (:func:`hvsa.session.run_loop`). Workers are separate processes (``spawn``), at most
+one per core, each limited to ``cores // workers`` threads for torch and OpenCV, so the grid
+never runs more threads than the machine has cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hvsa.bench.grid import Grid, RunSpec, SequenceRef, find_sequences
+from hvsa.bench.results import ResultRow, rows_from_report, write_results
+from hvsa.errors import InputError
+from hvsa.finetune import FinetuneConfig
+
+__all__ = ["BenchSettings", "BenchOutcome", "run_bench", "collect_results", "machine_info"]
+
+_BENCH_FILE = "bench.json"
+_RUN_FILE = "run.json"
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """What every run of a bench folder shares (a folder keeps one set of settings).
+
+    Attributes:
+        iterations: K, iterations per run (each budget is split over them).
+        size: working (W, H), or None for the default (longest side 480).
+        model: checkpoint the network starts from (``hvsa pretrain``), or None.
+        finetune: fine-tuning settings (a method may fix some, e.g. finetune-only's lambda).
+        flow_preset: DIS preset.
+        device: torch device of the runs (not part of the folder's identity).
+    """
+
+    iterations: int = 3
+    size: tuple[int, int] | None = None
+    model: str | None = None
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    flow_preset: str = "medium"
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1:
+            raise InputError(f"iterations: expected >= 1, got {self.iterations}")
+
+    def identity(self) -> dict:
+        """The settings that change results (bench.json compares them on resume)."""
+        return {
+            "iterations": self.iterations,
+            "size": list(self.size) if self.size else None,
+            "model": self.model,
+            "finetune": self.finetune.to_dict(),
+            "flow_preset": self.flow_preset,
+        }
+
+
+@dataclass
+class BenchOutcome:
+    """What :func:`run_bench` did: runs in the grid, skipped (already done), finished now,
+    failed (run id -> message), and the files written."""
+
+    runs: int = 0
+    skipped: int = 0
+    finished: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    results: Path | None = None
+    report: Path | None = None
+
+
+def machine_info() -> dict:
+    """CPU model, cores, memory, OS and library versions: the "machine it ran on"."""
+    import numpy
+
+    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                info["memory"] = f"{int(line.split()[1]) / 2**20:.0f} GiB"
+                break
+    except OSError:
+        pass
+    from hvsa import __version__
+
+    info.update(os=platform.platform(terse=True), python=platform.python_version(), numpy=numpy.__version__,
+                hvsa=__version__)
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return info
+
+
+# ---------------------------------------------------------------------------------- workers
+
+
+def _init_worker(threads: int) -> None:
+    """Limit a worker process to ``threads`` threads (torch, OpenCV, BLAS) and silence bars."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    os.environ["HVSA_PROGRESS"] = "0"
+    import cv2
+    import torch
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+
+
+def _sequence_cache(out: Path, seq: SequenceRef) -> Path:
+    return out / "cache" / seq.dataset / seq.name
+
+
+def prepare_sequence(seq: SequenceRef, cache: str, settings: BenchSettings, granularities: Sequence[str]) -> float:
+    """Fill a sequence's shared caches (frames, labels, flows, encoder taps, superpixel pools)
+    so that its runs, in parallel, only read them. Returns seconds spent."""
+    import torch
+
+    from hvsa.flow.cache import FlowCache
+    from hvsa.model import ModelConfig, build_model, load_checkpoint
+    from hvsa.model.taps import TapCache
+    from hvsa.pools import Pool
+    from hvsa.video.data import open_data
+
+    start = time.perf_counter()
+    cache_dir = Path(cache)
+    with open_data(seq.path, settings.size, cache_dir=cache_dir) as data:
+        with FlowCache(data.frames, cache_dir / "flows", preset=settings.flow_preset) as flows:
+            flows.fill()
+        if settings.model:
+            model = load_checkpoint(settings.model)[0]
+        else:
+            model = build_model(ModelConfig(num_classes=len(data.classes)))
+        with TapCache(model.eval(), data.frames, cache_dir / "taps", device=torch.device(settings.device)) as taps:
+            taps.fill()
+        for g in granularities:
+            with Pool(g, data.frames, cache_dir=cache_dir / "pools") as pool:
+                pool.fill()
+    return time.perf_counter() - start
+
+
+def execute_run(spec: RunSpec, out: str, settings: BenchSettings) -> dict:
+    """Run (or resume) one run to the end; returns its report (report.json)."""
+    from hvsa.annotate import SimulatedAnnotator
+    from hvsa.errors import StoreError
+    from hvsa.session import LoopSettings, Session, run_loop
+    from hvsa.store import DB_NAME
+
+    root = Path(out)
+    folder = root / "runs" / spec.run_id
+    session = None
+    if (folder / DB_NAME).exists():
+        try:
+            session = Session.open(folder, device=settings.device)
+        except StoreError as e:
+            if "never fully created" not in str(e):
+                raise
+            shutil.rmtree(folder)  # killed while being created: start it again
+    if session is None:
+        session = Session.create(
+            folder, spec.sequence.path, granularity=spec.granularity, size=settings.size, seed=spec.seed,
+            selector=spec.selector, model=settings.model, finetune=settings.finetune,
+            flow_preset=settings.flow_preset, method=spec.method,
+            cache_dir=_sequence_cache(root, spec.sequence), device=settings.device,
+        )  # fmt: skip
+    with session:
+        run_file = folder / _RUN_FILE
+        if not run_file.is_file():
+            params = {**spec.params(), "iterations": settings.iterations, "model": settings.model}
+            run_file.write_text(json.dumps(params, indent=1))
+        annotator = SimulatedAnnotator(session.gt, epsilon=session.config.epsilon,
+                                       ignore_index=session.classes.ignore_index)
+        report = run_loop(session, LoopSettings(iterations=settings.iterations, budget_pct=spec.budget_pct), annotator)
+        session.write_report()  # also when the store was done but report.json lagged behind
+        return report
+
+
+def _is_complete(out: Path, spec: RunSpec, iterations: int) -> bool:
+    report = out / "runs" / spec.run_id / "report.json"
+    if not report.is_file():
+        return False
+    try:
+        return len(json.loads(report.read_text())["iterations"]) >= iterations
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def collect_results(out: str | os.PathLike) -> list[ResultRow]:
+    """Every completed iteration of every run under ``out/runs`` (finished or not), as rows."""
+    rows: list[ResultRow] = []
+    for run_file in sorted(Path(out).glob(f"runs/**/{_RUN_FILE}")):
+        report_file = run_file.with_name("report.json")
+        if not report_file.is_file():
+            continue
+        params = json.loads(run_file.read_text())
+        rows += rows_from_report(params, json.loads(report_file.read_text()), params["iterations"], params["model"])
+    return rows
+
+
+def _check_settings(out: Path, settings: BenchSettings) -> None:
+    path = out / _BENCH_FILE
+    if not path.is_file():
+        return
+    saved = json.loads(path.read_text()).get("settings")
+    if saved is not None and saved != settings.identity():
+        changed = sorted(k for k in saved if saved.get(k) != settings.identity().get(k))
+        raise InputError(
+            f"{out}: holds a bench run with other settings ({', '.join(changed)} differ);"
+            " use the same settings to resume or extend it, or choose another --out"
+        )
+
+
+# ---------------------------------------------------------------------------------- driver
+
+
+def _pool(jobs: int, threads: int):  # noqa: ANN202 - concurrent.futures.Executor
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(threads,))
+
+
+class _InProcess:
+    """The executor interface, running each call at once in this process (jobs = 1)."""
+
+    def submit(self, fn: Callable, *args: object):  # noqa: ANN202
+        from concurrent.futures import Future
+
+        f: Future = Future()
+        try:
+            f.set_result(fn(*args))
+        except Exception as e:  # noqa: BLE001 - handed to the caller through the future
+            f.set_exception(e)
+        return f
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
+def run_bench(
+    data: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    grid: Grid,
+    settings: BenchSettings,
+    *,
+    jobs: int | None = None,
+    command: str | None = None,
+    echo: Callable[[str], None] = print,
+) -> BenchOutcome:
+    """Run every run of ``grid`` on every sequence under ``data`` that is not done yet, then
+    write ``results.csv`` and the report.
+
+    Args:
+        data: data folders (each a sequence, or a folder of sequences).
+        out: the bench folder (created; resumed when it holds runs of the same settings).
+        grid: the runs per sequence.
+        settings: what all runs share.
+        jobs: worker processes (default and maximum: the number of cores); 1 runs in this
+            process.
+        command: the command line, recorded in ``bench.json`` (and quoted by the report).
+        echo: where a line per finished run goes.
+    """
+    from concurrent.futures import as_completed
+
+    from hvsa.progress import progress_bar
+
+    out = Path(out)
+    sequences = find_sequences(data)
+    runs = grid.runs(sequences)
+    _check_settings(out, settings)
+    out.mkdir(parents=True, exist_ok=True)
+    bench = {
+        "command": command,
+        "settings": settings.identity(),
+        "grid": grid.to_dict(),
+        "machine": machine_info(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    (out / _BENCH_FILE).write_text(json.dumps(bench, indent=1))
+    outcome = BenchOutcome(runs=len(runs))
+    todo = [r for r in runs if not _is_complete(out, r, settings.iterations)]
+    outcome.skipped = len(runs) - len(todo)
+    cores = os.cpu_count() or 1
+    jobs = max(1, min(int(jobs or cores), cores, max(len(todo), 1)))
+    threads = max(1, cores // jobs)
+    echo(f"{len(runs)} runs on {len(sequences)} sequences; {outcome.skipped} already done,"
+         f" {len(todo)} to run with {jobs} worker(s) x {threads} thread(s)")
+    if todo:
+        executor = _InProcess() if jobs == 1 else _pool(jobs, threads)
+        try:
+            seqs = sorted({r.sequence for r in todo})
+            grans = sorted({r.granularity for r in todo})
+            prepared = {executor.submit(prepare_sequence, s, str(_sequence_cache(out, s)), settings, grans): s for s in seqs}
+            bar = progress_bar(total=len(seqs) + len(todo), desc="bench", unit="task")
+            blocked: set[str] = set()
+            for f in as_completed(prepared):
+                bar.update(1)
+                err = f.exception()
+                if err is not None:
+                    blocked.add(prepared[f].key)
+                    echo(f"failed to prepare {prepared[f].key}: {type(err).__name__}: {err}")
+            futures = {}
+            for r in todo:
+                if r.sequence.key in blocked:
+                    outcome.failed[r.run_id] = "its sequence could not be prepared"
+                    bar.update(1)
+                else:
+                    futures[executor.submit(execute_run, r, str(out), settings)] = r
+            for f in as_completed(futures):
+                r = futures[f]
+                bar.update(1)
+                err = f.exception()
+                if err is not None:
+                    outcome.failed[r.run_id] = f"{type(err).__name__}: {err}"
+                    echo(f"[{len(outcome.finished) + len(outcome.failed)}/{len(todo)}] {r.run_id}: FAILED: {err}")
+                    continue
+                outcome.finished.append(r.run_id)
+                its = f.result()["iterations"]
+                seconds = sum(it["seconds"].get("total", 0.0) for it in its)
+                echo(f"[{len(outcome.finished) + len(outcome.failed)}/{len(todo)}] {r.run_id}: mIoU"
+                     f" {_fmt(its[-1].get('miou'))} at {_fmt(its[-1].get('clicks_pct'), pct=True)} clicks"
+                     f" ({seconds:.0f} s in {len(its)} iterations)")
+                write_results(out / "results.csv", collect_results(out))
+            bar.close()
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+    rows = collect_results(out)
+    outcome.results = write_results(out / "results.csv", rows)
+    if rows:
+        from hvsa.bench.report import write_report
+
+        outcome.report = write_report(out)
+    return outcome
+
+
+def _fmt(v: float | None, pct: bool = False) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.2f} %" if pct else f"{v:.3f}"

@@ -1,0 +1,85 @@
+"""``hvsa bench``: experiment grids over labelled data, baselines, results.csv, plots and tables.
+
+    hvsa bench DATA... --out DIR [grid flags]     run (or resume) a grid, then write the report
+    hvsa bench report DIR                         regenerate the report from DIR/results.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from hvsa.cli._common import add_model_arguments, positive_int
+
+EXAMPLE = (
+    "hvsa bench ../shared/data/davis2016 ../shared/data/camvid-1hz --out bench-out"
+    " --granularity frame,rec40 --selector hvsa,random --method hvsa,lp --budget-pct 1,2,3"
+)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "bench",
+        help="run an experiment grid (granularity x selector x method x budget x seed) and report",
+        description="Run a simulated loop for every combination of the grid on every labelled sequence"
+        " under DATA (a sequence is a folder with frames/, labels/, classes.json), in parallel processes"
+        " (at most one per core). Finished runs are skipped, interrupted ones resume. Writes"
+        " DIR/results.csv (one row per run and iteration), DIR/report.md and DIR/figures/."
+        " `hvsa bench report DIR` regenerates the report from DIR/results.csv alone.",
+        epilog=f"example: {EXAMPLE}",
+    )
+    p.add_argument("data", nargs="+", metavar="DATA", help="data folders, or: report DIR")
+    p.add_argument("--out", "-o", help="bench folder (created, or resumed with the same settings)")
+    g = p.add_argument_group("grid (comma-separated lists)")
+    g.add_argument("--granularity", "-g", default="frame", help="frame, rec<N>, sp<N> (default frame)")
+    g.add_argument("--selector", "-s", default="hvsa", help="hvsa, random, uncertainty, diversity (default hvsa)")
+    g.add_argument("--method", default="hvsa", help="hvsa, finetune-only, lp, copy (default hvsa)")
+    g.add_argument("--budget-pct", default="1,2,3", help="total clicks %% of each run (default 1,2,3)")
+    g.add_argument("--seeds", default="0", help="seeds (default 0)")
+    r = p.add_argument_group("runs")
+    r.add_argument("--iterations", "-k", type=positive_int, default=3, help="iterations per run (default 3)")
+    r.add_argument("--size", help="working size WxH (default: longest side 480)")
+    r.add_argument("--jobs", "-j", type=positive_int, help="worker processes (default and maximum: the cores)")
+    add_model_arguments(p)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from hvsa.errors import InputError
+
+    if args.data[0] == "report":
+        if len(args.data) != 2:
+            raise InputError("bench report: expected one folder, as in `hvsa bench report DIR`")
+        from hvsa.bench.report import write_report
+
+        print(f"wrote {write_report(args.data[1])}")
+        return 0
+    if not args.out:
+        raise InputError("bench: --out DIR is required to run a grid")
+    import shlex
+    import sys
+
+    from hvsa.bench.grid import Grid, parse_list
+    from hvsa.bench.runner import BenchSettings, run_bench
+    from hvsa.checks import check_path, parse_size
+    from hvsa.cli._common import finetune_config
+
+    grid = Grid(
+        granularities=parse_list(args.granularity, "granularity"),
+        selectors=parse_list(args.selector, "selector"),
+        methods=parse_list(args.method, "method"),
+        budgets=parse_list(args.budget_pct, "budget-pct", float),
+        seeds=parse_list(args.seeds, "seeds", int),
+    )
+    model = str(check_path(args.model, "model checkpoint", kind="file").resolve()) if args.model else None
+    settings = BenchSettings(
+        iterations=args.iterations, size=parse_size(args.size), model=model,
+        finetune=finetune_config(args), device=args.device,
+    )  # fmt: skip
+    command = "hvsa " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
+    outcome = run_bench(args.data, args.out, grid, settings, jobs=args.jobs, command=command)
+    print(f"{len(outcome.finished)} runs finished, {outcome.skipped} skipped (done before),"
+          f" {len(outcome.failed)} failed")
+    for run_id, message in outcome.failed.items():
+        print(f"  failed: {run_id}: {message}")
+    print(f"wrote {outcome.results}" + (f", {outcome.report}" if outcome.report else ""))
+    return 1 if outcome.failed else 0

@@ -1,0 +1,252 @@
+"""The benchmark harness: grid specs, pure scoring and tables on hand-made rows, and `hvsa bench`
+end to end on a tiny synthetic folder (parallel runs, resume, report from results.csv alone)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from hvsa.bench.grid import Grid, RunSpec, SequenceRef, find_sequences, parse_list
+from hvsa.bench.report import budget_table, markdown_table, reach_table, timing_table
+from hvsa.bench.results import (
+    COLUMNS,
+    Point,
+    ResultRow,
+    aggregate,
+    fewest_clicks,
+    fixed_budget_rows,
+    read_results,
+    rows_from_report,
+    timings,
+    write_results,
+)
+from hvsa.cli.main import main
+from hvsa.errors import InputError
+
+SEQ = SequenceRef("davis", "cows", "/data/davis/cows")
+
+
+def _report(miou: tuple[float, ...], clicks_pct: tuple[float, ...], method: str = "hvsa") -> dict:
+    its = [
+        {"iteration": i + 1, "samples": 2, "clicks": 10 * (i + 1), "clicks_pct": c, "pixels_pct": 2.0 * c,
+         "miou": m, "pixel_acc": 0.9, "boundary_iou": m / 2, "tc": 0.8,
+         "seconds": {"select": 1.0, "annotate": 0.5, "finetune": 10.0 * (i + 1), "predict": 2.0, "total": 13.5 + 10 * i}}
+        for i, (m, c) in enumerate(zip(miou, clicks_pct))
+    ]  # fmt: skip
+    return {"data": "/data/davis/cows", "frames": 40, "size": [480, 270], "classes": 2, "granularity": "frame",
+            "selector": "hvsa", "method": method, "seed": 0, "full_video_clicks": 1000, "iterations": its}  # fmt: skip
+
+
+def _rows(method: str = "hvsa", sequence: SequenceRef = SEQ, budget: float = 2.0, miou=(0.5, 0.7), clicks=(1.0, 2.0)):  # noqa: ANN001, ANN202
+    spec = RunSpec(sequence, "frame", "hvsa", method, budget, 0)
+    return rows_from_report(spec.params(), _report(miou, clicks, method), iterations=2)
+
+
+def _point(granularity: str, budget: float, clicks: float, miou: float, method: str = "hvsa") -> Point:
+    return Point("davis", granularity, "hvsa", method, budget, 1, clicks, clicks, miou, 0.9, miou / 2, 0.8)
+
+
+# ---------------------------------------------------------------------------------- grid
+
+
+def test_grid_runs_and_run_ids() -> None:
+    grid = Grid(granularities=("frame", "rec40"), selectors=("hvsa", "random"), methods=("lp",), budgets=(1.0, 2.5), seeds=(0,))
+    runs = grid.runs([SEQ])
+    assert len(runs) == 8
+    assert runs[0].run_id == "davis/cows/frame-hvsa-lp-b1-s0"
+    assert {r.run_id for r in runs} >= {"davis/cows/rec40-random-lp-b2.5-s0"}
+    assert runs[0].params() == {"run": "davis/cows/frame-hvsa-lp-b1-s0", "dataset": "davis", "sequence": "cows",
+                                "granularity": "frame", "selector": "hvsa", "method": "lp", "budget_pct": 1.0, "seed": 0}
+
+
+@pytest.mark.parametrize(
+    ("kw", "needle"),
+    [
+        ({"selectors": ("best",)}, "unknown selector 'best'; expected one of: diversity, hvsa, random, uncertainty"),
+        ({"methods": ("magic",)}, "unknown method 'magic'; expected one of: copy, finetune-only, hvsa, lp"),
+        ({"granularities": ("hex5",)}, "granularity"),
+        ({"budgets": (0.0,)}, "budget-pct"),
+        ({"seeds": ()}, "seeds must not be empty"),
+    ],
+)
+def test_grid_rejects_bad_values(kw: dict, needle: str) -> None:
+    with pytest.raises(InputError, match=needle.replace("(", r"\(")):
+        Grid(**kw)
+
+
+def test_parse_list() -> None:
+    assert parse_list("1, 2,2,3", "budget-pct", float) == (1.0, 2.0, 3.0)
+    with pytest.raises(InputError, match="'x' is not a int"):
+        parse_list("1,x", "seeds", int)
+    with pytest.raises(InputError, match="comma-separated"):
+        parse_list(" , ", "method")
+
+
+def test_find_sequences_names_datasets(tmp_path: Path) -> None:
+    for rel in ("davis/cows", "davis/dog", "camvid/part/0001TP"):
+        for sub in ("frames", "labels"):
+            (tmp_path / rel / sub).mkdir(parents=True)
+        (tmp_path / rel / "classes.json").write_text("{}")
+    (tmp_path / "flow" / "sintel").mkdir(parents=True)  # not a sequence
+    found = find_sequences([tmp_path])
+    assert [s.key for s in found] == [f"{tmp_path.name}/camvid/part/0001TP", f"{tmp_path.name}/davis/cows",
+                                      f"{tmp_path.name}/davis/dog"]  # fmt: skip
+    assert [s.key for s in find_sequences([tmp_path / "davis"])] == ["davis/cows", "davis/dog"]
+    assert [s.key for s in find_sequences([tmp_path / "davis" / "dog"])] == ["davis/dog"]
+    with pytest.raises(InputError, match="no labelled sequence"):
+        find_sequences([tmp_path / "flow"])
+    with pytest.raises(InputError, match="given twice"):
+        find_sequences([tmp_path / "davis", tmp_path / "davis" / "dog"])
+
+
+# ---------------------------------------------------------------------------------- results and scoring
+
+
+def test_results_csv_round_trip(tmp_path: Path) -> None:
+    rows = _rows() + _rows("lp")
+    rows[0] = replace(rows[0], miou=None, model="/m.pt")
+    path = write_results(tmp_path / "results.csv", rows)
+    with open(path, newline="") as f:
+        assert tuple(next(csv.reader(f))) == COLUMNS
+    assert read_results(path) == rows
+    assert rows[1].final and not rows[0].final
+    assert rows[1].seconds_finetune == 20.0 and rows[1].width == 480 and rows[1].height == 270
+
+
+def test_read_results_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no results file"):
+        read_results(tmp_path / "none.csv")
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(InputError, match="missing columns"):
+        read_results(tmp_path / "bad.csv")
+
+
+def test_aggregate_averages_final_iterations_over_sequences() -> None:
+    other = SequenceRef("davis", "dog", "/data/davis/dog")
+    rows = _rows(miou=(0.1, 0.6), clicks=(1.0, 2.0)) + _rows(sequence=other, miou=(0.2, 0.8), clicks=(1.0, 3.0))
+    rows[-1] = replace(rows[-1], tc=None)
+    (p,) = aggregate(rows)
+    assert (p.dataset, p.granularity, p.selector, p.method, p.budget_pct, p.runs) == ("davis", "frame", "hvsa", "hvsa", 2.0, 2)
+    assert p.miou == pytest.approx(0.7)
+    assert p.clicks_pct == pytest.approx(2.5)
+    assert p.pixels_pct == pytest.approx(5.0)
+    assert p.tc == pytest.approx(0.8)  # the missing figure is left out of the mean
+
+
+def test_fewest_clicks_picks_the_cheapest_point_and_its_granularity() -> None:
+    points = [
+        _point("frame", 1, 1.0, 0.78), _point("frame", 2, 2.1, 0.86), _point("frame", 3, 2.9, 0.91),
+        _point("rec40", 1, 1.1, 0.82), _point("rec40", 2, 1.9, 0.88), _point("rec40", 3, 3.2, 0.93),
+        _point("rec40", 1, 0.5, 0.99, method="lp"),
+    ]  # fmt: skip
+    reach = fewest_clicks(points)
+    got = {(r.method, r.target): (r.clicks_pct, r.granularity) for r in reach}
+    assert got[("hvsa", 0.80)] == (1.1, "rec40")
+    assert got[("hvsa", 0.85)] == (1.9, "rec40")
+    assert got[("hvsa", 0.90)] == (2.9, "frame")
+    assert got[("hvsa", 0.95)] == (None, None)
+    assert got[("lp", 0.95)] == (0.5, "rec40")
+    table = reach_table([r for r in reach if r.method == "hvsa"])
+    assert table.splitlines()[2] == "| hvsa | hvsa | 1.10 % (rec40) | 1.90 % (rec40) | 2.90 % (frame) | - |"
+
+
+def test_fixed_budget_rows_keep_table_2_methods_in_order() -> None:
+    points = [_point("frame", 1, 1.0, 0.8, "hvsa"), _point("frame", 1, 1.0, 0.7, "lp"),
+              _point("frame", 1, 1.0, 0.75, "copy"), _point("frame", 1, 1.0, 0.6, "finetune-only")]  # fmt: skip
+    assert [p.method for p in fixed_budget_rows(points)] == ["finetune-only", "lp", "hvsa"]
+    table = budget_table(fixed_budget_rows(points)).splitlines()
+    assert table[0] == "| method | granularity | selector | budget 1 % |"
+    assert table[2] == "| finetune-only | frame | hvsa | 60.0 / 90.0 / 80.0 (1.00 %) |"
+
+
+def test_timings_average_every_iteration() -> None:
+    (t,) = timings(_rows())
+    assert (t.method, t.iterations, t.frames) == ("hvsa", 2, 40)
+    assert t.finetune == pytest.approx(15.0) and t.total == pytest.approx(18.5)
+    assert timing_table([t]).splitlines()[2] == "| hvsa | frame | 40 | 2 | 1.0 | 0.5 | 15.0 | 2.0 | 18.5 |"
+
+
+def test_markdown_table_escapes_pipes() -> None:
+    assert markdown_table(["a", "b"], [["1|2", "3"]]) == "| a | b |\n| --- | --- |\n| 1\\|2 | 3 |"
+
+
+# ---------------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from hvsa.synth import generate
+
+    root = tmp_path_factory.mktemp("bench") / "synth"
+    generate(root / "a", frames=5, size=(48, 32), classes=3, seed=1)
+    generate(root / "b", frames=5, size=(48, 32), classes=3, seed=2)
+    return root
+
+
+def test_bench_runs_a_grid_resumes_and_reports_from_the_csv_alone(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "out"
+    argv = ["bench", str(data), "--out", str(out), "--selector", "random", "--method", "hvsa,lp",
+            "--budget-pct", "40", "--iterations", "2", "--epochs", "1", "--jobs", "2"]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "4 runs on 2 sequences; 0 already done, 4 to run with 2 worker(s) x 1 thread(s)" in text
+    rows = read_results(out / "results.csv")
+    assert len(rows) == 8  # 4 runs x 2 iterations
+    assert {(r.sequence, r.method) for r in rows} == {(s, m) for s in "ab" for m in ("hvsa", "lp")}
+    assert all(r.miou is not None and r.clicks_pct is not None for r in rows if r.final)
+    bench = json.loads((out / "bench.json").read_text())
+    assert bench["command"] is None and bench["machine"]["cores"] >= 1  # in-process: argv unknown
+
+    # a finished run is skipped; one whose report.json lags behind its store is completed
+    lagging = out / "runs" / "synth" / "a" / "frame-random-lp-b40-s0" / "report.json"
+    report = json.loads(lagging.read_text())
+    lagging.write_text(json.dumps({**report, "iterations": report["iterations"][:1]}))
+    assert main(argv) == 0
+    assert "3 already done, 1 to run" in capsys.readouterr().out
+    assert json.loads(lagging.read_text()) == report
+    assert read_results(out / "results.csv") == rows
+
+    # the report comes from results.csv alone
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(out / "results.csv", alone / "results.csv")
+    assert main(["bench", "report", str(alone)]) == 0
+    md = (alone / "report.md").read_text()
+    assert "![synth: quality against annotation cost](figures/synth.png)" in md
+    assert (alone / "figures" / "synth.png").stat().st_size > 10_000
+    (p_hvsa, p_lp) = sorted(aggregate(rows), key=lambda p: p.method)
+    assert f"| hvsa | frame | random | {100 * p_hvsa.miou:.1f} / " in md
+    assert f"| lp | frame | random | {100 * p_lp.miou:.1f} / " in md
+    assert (out / "report.md").read_text().replace("\n", "").count("| lp | frame |") >= 2  # budget + timing tables
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["bench", "{data}"], "--out DIR is required"),
+        (["bench", "report"], "expected one folder"),
+        (["bench", "report", "{tmp}"], "no results file"),
+        (["bench", "{data}", "--out", "{tmp}/o", "--method", "magic"], "unknown method 'magic'"),
+        (["bench", "{data}", "--out", "{tmp}/o", "--budget-pct", "1,x"], "'x' is not a float"),
+        (["bench", "{tmp}", "--out", "{tmp}/o"], "no labelled sequence"),
+    ],
+)
+def test_bench_bad_input_exits_2(argv: list[str], needle: str, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main([a.format(data=data, tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and needle in err, err
+
+
+def test_bench_refuses_to_resume_with_other_settings(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "bench.json").write_text(json.dumps({"settings": {"iterations": 5}}))
+    assert main(["bench", str(data), "--out", str(out), "--iterations", "2"]) == 2
+    assert "holds a bench run with other settings" in capsys.readouterr().err

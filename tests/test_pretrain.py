@@ -1,0 +1,54 @@
+"""`hvsa pretrain`: a network trained on other labelled clips is a better start than a new decoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hvsa.cli.main import main
+from hvsa.errors import InputError
+from hvsa.model import load_checkpoint
+from hvsa.pretrain import PretrainConfig, pretrain
+from hvsa.session import Session
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from hvsa.synth import generate
+
+    root = tmp_path_factory.mktemp("pretrain") / "synth"
+    for seed in (1, 2, 3):  # class appearance is a function of the class id: the clips share it
+        generate(root / f"s{seed}", frames=5, size=(64, 48), classes=3, seed=seed)
+    return root
+
+
+def test_pretrained_start_beats_a_new_decoder_on_a_held_out_clip(clips: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    model = tmp_path / "model.pt"
+    assert main(["pretrain", str(clips / "s1"), str(clips / "s2"), "--out", str(model), "--steps", "40"]) == 0
+    assert "pretraining on 2 sequence(s): synth/s1, synth/s2" in capsys.readouterr().out
+    net, classes, meta = load_checkpoint(model)
+    assert classes.names == ["sky", "ground", "car"]
+    info = meta["pretrain"]
+    assert info["frames"] == 10 and info["size"] == [64, 48] and info["stats"]["steps"] == 40
+    assert [Path(p).name for p in info["data"]] == ["s1", "s2"]
+    scores = {}
+    for name, start in (("new", None), ("pretrained", model)):
+        with Session.create(tmp_path / name, clips / "s3", model=start) as s:
+            scores[name] = s.predict(iteration=0)["miou"]  # before any annotation
+    assert scores["pretrained"] > scores["new"] + 0.2, scores
+
+
+def test_pretrain_errors(clips: Path, tmp_path: Path) -> None:
+    from hvsa.synth import generate
+
+    other_classes = generate(tmp_path / "c4", frames=5, size=(64, 48), classes=4, seed=1)
+    other_size = generate(tmp_path / "big", frames=5, size=(80, 48), classes=3, seed=1)
+    with pytest.raises(InputError, match="differ from"):
+        pretrain([clips / "s1", other_classes], tmp_path / "m.pt", config=PretrainConfig(steps=1))
+    with pytest.raises(InputError, match="pass one --size WxH"):
+        pretrain([clips / "s1", other_size], tmp_path / "m.pt", config=PretrainConfig(steps=1))
+    with pytest.raises(InputError, match="at least one"):
+        pretrain([], tmp_path / "m.pt")
+    with pytest.raises(InputError, match="steps"):
+        PretrainConfig(steps=0)
