@@ -35,6 +35,7 @@ def test_pretrained_start_beats_a_new_decoder_on_a_held_out_clip(clips: Path, tm
     scores = {}
     for name, start in (("new", None), ("pretrained", model)):
         with Session.create(tmp_path / name, clips / "s3", model=start) as s:
+            s.taps.fill()
             scores[name] = s.predict(iteration=0)["miou"]  # before any annotation
     assert scores["pretrained"] > scores["new"] + 0.2, scores
 
