@@ -6,7 +6,6 @@ database. Skipped when chromium or playwright is missing (``.ci/run`` installs c
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +14,8 @@ import pytest
 
 from hvsa.cost import sample_border
 from hvsa.finetune import FinetuneConfig
-from hvsa.web.app import create_app
 from hvsa.web.project import Project, open_session
-from hvsa.web.server import listen
+from hvsa.web.server import BackgroundServer
 
 pytestmark = pytest.mark.browser
 
@@ -39,27 +37,8 @@ def playwright():  # noqa: ANN201
         yield p
 
 
-class ServerThread:
-    """uvicorn serving a project on a free loopback port, in a thread of this process."""
-
-    def __init__(self, project: Project) -> None:
-        import uvicorn
-
-        self.sock = listen("127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/"
-        config = uvicorn.Config(create_app(project), log_level="warning", access_log=False, lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-        self.sock.close()
-
-
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Project, ServerThread]]:
+def served(tmp_path: Path) -> Iterator[tuple[Project, BackgroundServer]]:
     from hvsa.synth import generate
 
     clip = generate(tmp_path / "clip", frames=6, size=(128, 96), classes=3, seed=4)
@@ -67,7 +46,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Project, ServerThread]]:
                               finetune=FinetuneConfig(epochs=1, min_steps=3, max_steps=3))
     project = Project(session, b)
     project.start()
-    server = ServerThread(project)
+    server = BackgroundServer(project)
     try:
         yield project, server
     finally:

@@ -333,9 +333,9 @@ class Project:
         retry a failed background step."""
         with self._lock:
             phase = self._activity.phase
-            if phase == "failed":
-                self._activity = Activity("training")
-                self._jobs.put(self._advance)
+            if phase == "failed":  # retry from the top: preparing is cheap once its caches are filled
+                self._activity = Activity("preparing")
+                self._jobs.put(self._resume)
                 return self._activity
             batch = self._batch
             if phase != "annotating" or batch is None:
@@ -390,7 +390,6 @@ class Project:
                 "folder": str(s.folder),
                 "data": s.config.data,
                 "frames": s.num_frames,
-                "names": s.names,
                 "width": s.hw[1],
                 "height": s.hw[0],
                 "granularity": s.config.granularity,
@@ -405,7 +404,6 @@ class Project:
             "batch": None if batch is None else {"iteration": batch.iteration, "samples": samples},
             "clicks": clicks,
             "annotated_pixels": pixels,
-            "annotated_frames": s.store.annotated_frames(),
             "iterations": s.report()["iterations"] if ready else [],
             "export": None if self._export is None else asdict(self._export),
         }

@@ -15,7 +15,7 @@ from hvsa.web.app import LOOPBACK_HOSTS, create_app
 from hvsa.web.payloads import Limits
 from hvsa.web.project import Project
 
-__all__ = ["is_loopback", "listen", "serve"]
+__all__ = ["is_loopback", "listen", "serve", "BackgroundServer"]
 
 
 def is_loopback(host: str) -> bool:
@@ -49,6 +49,30 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Listener:
+    """The app for ``project`` on a bound socket: what :func:`serve` and
+    :class:`BackgroundServer` share."""
+
+    def __init__(self, project: Project, host: str, port: int, limits: Limits) -> None:
+        import uvicorn
+
+        loopback = is_loopback(host)
+        self.token = None if loopback else secrets.token_urlsafe(24)
+        allowed = frozenset(LOOPBACK_HOSTS | {host.lower()}) if loopback else None
+        app = create_app(project, token=self.token, limits=limits, allowed_hosts=allowed)
+        self.sock = listen(host, port)
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{self.sock.getsockname()[1]}/"
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5)
+        self.server = uvicorn.Server(config)
+
+    def run(self) -> None:
+        try:
+            self.server.run(sockets=[self.sock])
+        finally:
+            self.sock.close()
+
+
 def serve(
     project: Project,
     *,
@@ -62,31 +86,21 @@ def serve(
     On a loopback address requests must name a loopback Host; on any other address a token is
     generated and printed in the address to open, and every request must carry it.
     """
-    import uvicorn
-
     out = out or sys.stdout
-    loopback = is_loopback(host)
-    token = None if loopback else secrets.token_urlsafe(24)
-    allowed = frozenset(LOOPBACK_HOSTS | {host.lower()}) if loopback else None
-    app = create_app(project, token=token, limits=limits, allowed_hosts=allowed)
-    sock = listen(host, port)
-    bound = sock.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{bound}/" + (f"?token={token}" if token else "")
+    listener = _Listener(project, host, port, limits)
+    url = listener.url + (f"?token={listener.token}" if listener.token else "")
     print(f"hvsa: serving {project.session.folder} at {url}", file=out, flush=True)
-    if token:
+    if listener.token:
         print("hvsa: listening beyond this machine; the token in that address is required", file=out, flush=True)
     print("hvsa: Ctrl-C stops; run the same command again to resume", file=out, flush=True)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5)
     main_thread = threading.current_thread() is threading.main_thread()
     if main_thread:  # uvicorn re-raises the stopping signal after its shutdown: unwind, then close
         previous = signal.signal(signal.SIGTERM, _stop)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        listener.run()
     except KeyboardInterrupt:
         pass
     finally:
-        sock.close()
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
     print("hvsa: stopped; every saved annotation is in the project", file=out, flush=True)
@@ -94,3 +108,27 @@ def serve(
 
 def _stop(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+class BackgroundServer:
+    """``project`` served from a thread of this process (scripts, tests, notebooks).
+
+    ``url`` is where it listens (port 0 picks a free one); :meth:`close` stops it.
+    """
+
+    def __init__(self, project: Project, *, host: str = "127.0.0.1", port: int = 0, limits: Limits = Limits()) -> None:
+        self._listener = _Listener(project, host, port, limits)
+        self.url = self._listener.url
+        self.token = self._listener.token
+        self._thread = threading.Thread(target=self._listener.run, name="hvsa-server", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float = 30.0) -> None:
+        self._listener.server.should_exit = True
+        self._thread.join(timeout)
+
+    def __enter__(self) -> "BackgroundServer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

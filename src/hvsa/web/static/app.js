@@ -241,6 +241,8 @@
     playing: null,
   };
 
+  const frameName = (t) => (app.frames ? app.frames.frames[t].name : String(t));
+
   const colour = (id) => {
     const c = app.classes[id];
     return c ? `rgb(${c.color[0]}, ${c.color[1]}, ${c.color[2]})` : "#fff";
@@ -272,18 +274,15 @@
       this.dirty = true;
     }
 
-    undo() {
-      if (!this.past.length) return false;
-      this.future.push(JSON.stringify(this.doc));
-      this.doc = JSON.parse(this.past.pop());
-      this.dirty = true;
-      return true;
-    }
+    undo() { return this.travel(this.past, this.future); }
 
-    redo() {
-      if (!this.future.length) return false;
-      this.past.push(JSON.stringify(this.doc));
-      this.doc = JSON.parse(this.future.pop());
+    redo() { return this.travel(this.future, this.past); }
+
+    // take the document from the top of `from`, keeping the current one on `to`
+    travel(from, to) {
+      if (!from.length) return false;
+      to.push(JSON.stringify(this.doc));
+      this.doc = JSON.parse(from.pop());
       this.dirty = true;
       return true;
     }
@@ -476,7 +475,7 @@
     drawVertices(ctx, v, doc.current, true);
     if (v.hover && editable() && !v.press) {
       const [x, y] = snap(v.hover);
-      ctx.strokeStyle = isBorder(x, y) ? "#ffd600" : "#ffffff";
+      ctx.strokeStyle = isBorder(x, y) ? "#00e5ff" : "#ffffff";
       ctx.lineWidth = 1;
       ctx.beginPath();
       ctx.arc(v.sx(x), v.sy(y), 5, 0, 2 * Math.PI);
@@ -497,14 +496,17 @@
     ctx.stroke();
   }
 
-  // a charged vertex is a filled dot, a free one (on the border) a hollow yellow ring
+  // a charged vertex is a filled white dot, a free one (on the border) a hollow cyan ring
   function drawVertices(ctx, v, points, current = false) {
     points.forEach(([x, y], i) => {
       ctx.beginPath();
       ctx.arc(v.sx(x), v.sy(y), current && i === 0 ? 5 : 3.5, 0, 2 * Math.PI);
       if (isBorder(x, y)) {
+        ctx.lineWidth = 3.5;
+        ctx.strokeStyle = "#000000";
+        ctx.stroke();
         ctx.lineWidth = 2;
-        ctx.strokeStyle = "#ffd600";
+        ctx.strokeStyle = "#00e5ff";
         ctx.stroke();
       } else {
         ctx.fillStyle = "#ffffff";
@@ -601,19 +603,15 @@
     touched();
   }
 
-  function undo() {
-    if (editable() && app.sample.editor.undo()) {
-      app.sample.editor.click("undo");
+  // kind: "undo" or "redo"
+  function travel(kind) {
+    if (editable() && app.sample.editor[kind]()) {
+      app.sample.editor.click(kind);
       touched();
     }
   }
-
-  function redo() {
-    if (editable() && app.sample.editor.redo()) {
-      app.sample.editor.click("redo");
-      touched();
-    }
-  }
+  const undo = () => travel("undo");
+  const redo = () => travel("redo");
 
   function pickClass(id, logged = true) {
     if (id < 0 || id >= app.classes.length) return;
@@ -693,9 +691,8 @@
 
   function showScrub() {
     const s = app.sample;
-    const names = app.state.project.names;
     const d = app.viewT - s.t;
-    $("scrub-label").textContent = `frame ${app.viewT} (${names[app.viewT]})` + (d ? ` · ${d > 0 ? "+" : ""}${d}, view only` : " · sample");
+    $("scrub-label").textContent = `frame ${app.viewT} (${frameName(app.viewT)})` + (d ? ` · ${d > 0 ? "+" : ""}${d}, view only` : " · sample");
     annotateViewer.render();
   }
 
@@ -710,7 +707,6 @@
   function renderBatch() {
     const list = $("batch-list");
     const samples = batchSamples();
-    const names = app.state ? app.state.project.names : [];
     list.replaceChildren(...samples.map((x, i) => {
       const li = document.createElement("li");
       const b = document.createElement("button");
@@ -720,7 +716,7 @@
       b.dataset.pool = String(x.pool_index);
       if (app.sample && app.sample.pool_index === x.pool_index) b.classList.add("current");
       const label = document.createElement("span");
-      label.textContent = `${i + 1}. ${names[x.t] || x.t} #${x.n}`;
+      label.textContent = `${i + 1}. ${frameName(x.t)} #${x.n}`;
       const badge = document.createElement("span");
       badge.className = "badge";
       badge.textContent = draft ? "unsaved" : x.annotated ? `✓ ${x.clicks}` : "—";
@@ -806,7 +802,7 @@
     app.reviewT = Math.min(T - 1, Math.max(0, t));
     $("review-frame").value = String(app.reviewT);
     const conf = app.frames && app.frames.confidence ? app.frames.confidence[app.reviewT] : null;
-    $("review-label").textContent = `frame ${app.reviewT} / ${T - 1} (${app.state.project.names[app.reviewT]})`
+    $("review-label").textContent = `frame ${app.reviewT} / ${T - 1} (${frameName(app.reviewT)})`
       + (conf === null || conf === undefined ? "" : ` · confidence ${conf.toFixed(2)}`);
     image(frameUrl(Math.min(T - 1, app.reviewT + 1)));
     image(predictionUrl(Math.min(T - 1, app.reviewT + 1)));
@@ -927,6 +923,7 @@
       renderPalette();
       $("review-frame").max = String(st.project.frames - 1);
       reviewViewer.fit(0, 0, st.project.width, st.project.height);
+      await loadFrames();
     }
     if (st.prediction_iteration !== null && st.prediction_iteration !== app.predictionVersion) {
       const hadOne = app.predictionVersion >= 0;
@@ -1025,22 +1022,17 @@
   bind("prev", () => step(-1));
   bind("next", () => step(1));
   bind("complete", completeBatch);
-  bind("retry", async () => {
+  // a POST whose effect shows in the next state
+  const poster = (path) => async () => {
     try {
-      await api.post("/api/batch/complete");
+      await api.post(path);
       await refresh();
     } catch (e) {
       fail(e);
     }
-  });
-  bind("export", async () => {
-    try {
-      await api.post("/api/export");
-      await refresh();
-    } catch (e) {
-      fail(e);
-    }
-  });
+  };
+  bind("retry", poster("/api/batch/complete"));
+  bind("export", poster("/api/export"));
   bind("fit-sample", () => app.sample && annotateViewer.fit(app.sample.x0, app.sample.y0, app.sample.x1, app.sample.y1, 0.35));
   bind("fit-frame", () => app.state && annotateViewer.fit(0, 0, app.state.project.width, app.state.project.height));
   bind("scrub-back", () => scrubTo(app.viewT - 1));
