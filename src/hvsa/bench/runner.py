@@ -22,7 +22,7 @@ import os
 import platform
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -236,29 +236,38 @@ def _check_settings(out: Path, settings: BenchSettings) -> None:
 # ---------------------------------------------------------------------------------- driver
 
 
-def _pool(jobs: int, threads: int):  # noqa: ANN202 - concurrent.futures.Executor
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+class _Workers:
+    """Runs calls in ``jobs`` spawned worker processes of ``threads`` threads each, or, for
+    ``jobs = 1``, one after the other in this process."""
 
-    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(threads,))
+    def __init__(self, jobs: int, threads: int) -> None:
+        self._pool = None
+        if jobs > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
 
+            self._pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_init_worker, initargs=(threads,))
 
-class _InProcess:
-    """The executor interface, running each call at once in this process (jobs = 1)."""
+    def run(self, fn: Callable, calls: Sequence[tuple]) -> Iterator[tuple[tuple, object, BaseException | None]]:
+        """Yield (args, result, error) for each call of ``fn(*args)`` as it completes."""
+        if self._pool is None:
+            for args in calls:
+                try:
+                    yield args, fn(*args), None
+                except Exception as e:  # noqa: BLE001 - reported per run, the grid goes on
+                    yield args, None, e
+            return
+        from concurrent.futures import as_completed
 
-    def submit(self, fn: Callable, *args: object):  # noqa: ANN202
-        from concurrent.futures import Future
+        futures = {self._pool.submit(fn, *args): args for args in calls}
+        for f in as_completed(futures):
+            err = f.exception()
+            yield futures[f], None if err else f.result(), err
 
-        f: Future = Future()
-        try:
-            f.set_result(fn(*args))
-        except Exception as e:  # noqa: BLE001 - handed to the caller through the future
-            f.set_exception(e)
-        return f
-
-    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
-        pass
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_bench(
@@ -284,8 +293,6 @@ def run_bench(
         command: the command line, recorded in ``bench.json`` (and quoted by the report).
         echo: where a line per finished run goes.
     """
-    from concurrent.futures import as_completed
-
     from hvsa.progress import progress_bar
 
     out = Path(out)
@@ -310,44 +317,39 @@ def run_bench(
     echo(f"{len(runs)} runs on {len(sequences)} sequences; {outcome.skipped} already done,"
          f" {len(todo)} to run with {jobs} worker(s) x {threads} thread(s)")
     if todo:
-        executor = _InProcess() if jobs == 1 else _pool(jobs, threads)
+        workers = _Workers(jobs, threads)
+        seqs = sorted({r.sequence for r in todo})
+        grans = sorted({r.granularity for r in todo})
+        bar = progress_bar(total=len(seqs) + len(todo), desc="bench", unit="task")
         try:
-            seqs = sorted({r.sequence for r in todo})
-            grans = sorted({r.granularity for r in todo})
-            prepared = {executor.submit(prepare_sequence, s, str(_sequence_cache(out, s)), settings, grans): s for s in seqs}
-            bar = progress_bar(total=len(seqs) + len(todo), desc="bench", unit="task")
             blocked: set[str] = set()
-            for f in as_completed(prepared):
+            prepares = [(seq, str(_sequence_cache(out, seq)), settings, grans) for seq in seqs]
+            for (seq, *_), _, err in workers.run(prepare_sequence, prepares):
                 bar.update(1)
-                err = f.exception()
                 if err is not None:
-                    blocked.add(prepared[f].key)
-                    echo(f"failed to prepare {prepared[f].key}: {type(err).__name__}: {err}")
-            futures = {}
+                    blocked.add(seq.key)
+                    echo(f"failed to prepare {seq.key}: {type(err).__name__}: {err}")
             for r in todo:
                 if r.sequence.key in blocked:
                     outcome.failed[r.run_id] = "its sequence could not be prepared"
                     bar.update(1)
-                else:
-                    futures[executor.submit(execute_run, r, str(out), settings)] = r
-            for f in as_completed(futures):
-                r = futures[f]
+            calls = [(r, str(out), settings) for r in todo if r.sequence.key not in blocked]
+            for (r, *_), report, err in workers.run(execute_run, calls):
                 bar.update(1)
-                err = f.exception()
+                done = len(outcome.finished) + len(outcome.failed) + 1
                 if err is not None:
                     outcome.failed[r.run_id] = f"{type(err).__name__}: {err}"
-                    echo(f"[{len(outcome.finished) + len(outcome.failed)}/{len(todo)}] {r.run_id}: FAILED: {err}")
+                    echo(f"[{done}/{len(todo)}] {r.run_id}: FAILED: {err}")
                     continue
                 outcome.finished.append(r.run_id)
-                its = f.result()["iterations"]
+                its = report["iterations"]
                 seconds = sum(it["seconds"].get("total", 0.0) for it in its)
-                echo(f"[{len(outcome.finished) + len(outcome.failed)}/{len(todo)}] {r.run_id}: mIoU"
-                     f" {_fmt(its[-1].get('miou'))} at {_fmt(its[-1].get('clicks_pct'), pct=True)} clicks"
-                     f" ({seconds:.0f} s in {len(its)} iterations)")
+                echo(f"[{done}/{len(todo)}] {r.run_id}: mIoU {_fmt(its[-1].get('miou'))} at"
+                     f" {_fmt(its[-1].get('clicks_pct'), pct=True)} clicks ({seconds:.0f} s in {len(its)} iterations)")
                 write_results(out / "results.csv", collect_results(out))
-            bar.close()
         finally:
-            executor.shutdown(wait=True, cancel_futures=True)
+            bar.close()
+            workers.close()
     rows = collect_results(out)
     outcome.results = write_results(out / "results.csv", rows)
     if rows:
