@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,16 @@ def test_pretrain_errors(clips: Path, tmp_path: Path) -> None:
         pretrain([], tmp_path / "m.pt")
     with pytest.raises(InputError, match="steps"):
         PretrainConfig(steps=0)
+
+
+def test_bench_starts_every_run_from_the_model(clips: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model.pt"
+    pretrain([clips / "s1"], model, config=PretrainConfig(steps=2))
+    out = tmp_path / "bench"
+    argv = ["bench", str(clips / "s3"), "--out", str(out), "--method", "lp", "--budget-pct", "50",
+            "--iterations", "1", "--model", str(model), "--jobs", "1"]  # fmt: skip
+    assert main(argv) == 0
+    run = out / "runs" / "synth" / "s3" / "frame-hvsa-lp-b50-s0"
+    assert json.loads((run / "config.json").read_text())["model"] == str(model.resolve())
+    assert load_checkpoint(run / "checkpoints" / "iter-0.pt")[2]["from"] == str(model.resolve())
+    assert json.loads((out / "bench.json").read_text())["settings"]["model"] == str(model.resolve())
