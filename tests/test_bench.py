@@ -27,6 +27,7 @@ from hvsa.bench.results import (
 )
 from hvsa.cli.main import main
 from hvsa.errors import InputError
+from hvsa.store import Store
 
 SEQ = SequenceRef("davis", "cows", "/data/davis/cows")
 
@@ -204,14 +205,19 @@ def test_bench_runs_a_grid_resumes_and_reports_from_the_csv_alone(
     bench = json.loads((out / "bench.json").read_text())
     assert bench["command"] is None and bench["machine"]["cores"] >= 1  # in-process: argv unknown
 
-    # a finished run is skipped; one whose report.json lags behind its store is completed
-    lagging = out / "runs" / "synth" / "a" / "frame-random-lp-b40-s0" / "report.json"
+    # a finished run is skipped; one whose report.json lags behind its store is completed; one
+    # killed while its session was being created starts again
+    lagging = out / "runs" / "synth" / "a" / "frame-random-hvsa-b40-s0" / "report.json"
     report = json.loads(lagging.read_text())
     lagging.write_text(json.dumps({**report, "iterations": report["iterations"][:1]}))
+    half = out / "runs" / "synth" / "b" / "frame-random-lp-b40-s0"
+    shutil.rmtree(half)
+    Store(half, create=True).close()
     assert main(argv) == 0
-    assert "3 already done, 1 to run" in capsys.readouterr().out
+    assert "2 already done, 2 to run" in capsys.readouterr().out
     assert json.loads(lagging.read_text()) == report
-    assert read_results(out / "results.csv") == rows
+    again = read_results(out / "results.csv")
+    assert [(r.run, r.iteration, r.miou) for r in again] == [(r.run, r.iteration, r.miou) for r in rows]
 
     # the report comes from results.csv alone
     alone = tmp_path / "alone"

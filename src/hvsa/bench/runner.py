@@ -165,21 +165,19 @@ def prepare_sequence(seq: SequenceRef, cache: str, settings: BenchSettings, gran
 def execute_run(spec: RunSpec, out: str, settings: BenchSettings) -> dict:
     """Run (or resume) one run to the end; returns its report (report.json)."""
     from hvsa.annotate import SimulatedAnnotator
-    from hvsa.errors import StoreError
     from hvsa.session import LoopSettings, Session, run_loop
-    from hvsa.store import DB_NAME
+    from hvsa.store import DB_NAME, Store
 
     root = Path(out)
     folder = root / "runs" / spec.run_id
-    session = None
     if (folder / DB_NAME).exists():
-        try:
-            session = Session.open(folder, device=settings.device)
-        except StoreError as e:
-            if "never fully created" not in str(e):
-                raise
+        with Store(folder) as store:
+            created = store.get_meta("config") is not None
+        if not created:
             shutil.rmtree(folder)  # killed while being created: start it again
-    if session is None:
+    if (folder / DB_NAME).exists():
+        session = Session.open(folder, device=settings.device)
+    else:
         session = Session.create(
             folder, spec.sequence.path, granularity=spec.granularity, size=settings.size, seed=spec.seed,
             selector=spec.selector, model=settings.model, finetune=settings.finetune,
