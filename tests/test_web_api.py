@@ -333,7 +333,9 @@ def test_bad_requests_fail_before_reading_the_body(shared: Served) -> None:
         yield b'"}'
 
     assert c.put(url, content=chunks(), headers={"content-type": "application/json"}).status_code == 413
-    assert c.post("/api/batch/complete", content=b"", headers={"content-type": "text/plain"}).status_code == 415
+    for path in ("/api/batch/complete", "/api/export"):
+        assert c.post(path, content=b"", headers={"content-type": "text/plain"}).status_code == 415
+        assert c.get(path).status_code == 405
     assert c.get(url).status_code == 405
     assert shared.session.store.annotations() == []
 

@@ -26,12 +26,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         " background. Stop at any time; the same command resumes where it stopped. Settings of an"
         " existing project are kept.",
     )
-    p.add_argument("data", nargs="?", help="data folder or video (needed to create the project)")
-    p.add_argument("--out", "-o", required=True, help="project folder (created, or reopened where it stopped)")
-    p.add_argument("--classes", help="classes.json (needed when DATA has none, e.g. a plain video)")
-    p.add_argument("--granularity", "-g", help="sample pool: frame, rec<N>, sp<N> (new project; default frame)")
-    p.add_argument("--per-iteration", "-b", type=positive_int, help="samples per batch (default 10, or the project's)")
+    p.add_argument("data", nargs="?", metavar="DATA_OR_VIDEO", help="data folder or video (needed to create the project)")
+    p.add_argument("--out", "-o", required=True, metavar="PROJECT", help="project folder (created, or reopened where it stopped)")
+    p.add_argument("--classes", metavar="FILE", help="classes.json (needed when DATA has none, e.g. a plain video)")
+    p.add_argument("--granularity", "-g", metavar="G", help="sample pool: frame, rec<N>, sp<N> (new project; default frame)")
+    p.add_argument("--per-iteration", "-b", type=positive_int, metavar="B", help="samples per batch (default 10, or the project's)")
     p.add_argument("--selector", "-s", default="hvsa", help="hvsa, random, uncertainty or diversity (new project)")
+    p.add_argument("--method", default="hvsa", help="labelling method (new project): hvsa, finetune-only, lp or copy")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (new project; default 0)")
     p.add_argument("--size", help="working size WxH (new project; default: longest side 480)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need the printed token)")
@@ -47,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
     listen(args.host, args.port).close()  # a taken port fails now, before the slow part
     session, per_iteration = open_session(
         args.out, args.data, classes=args.classes, granularity=args.granularity, per_iteration=args.per_iteration,
-        size=args.size, seed=args.seed, selector=args.selector, model=args.model, finetune=finetune_config(args),
-        device=args.device,
+        size=args.size, seed=args.seed, selector=args.selector, method=args.method, model=args.model,
+        finetune=finetune_config(args), device=args.device,
     )
     stopped = True
     try:
