@@ -45,7 +45,7 @@ def _report(miou: tuple[float, ...], clicks_pct: tuple[float, ...], method: str 
 
 def _rows(method: str = "hvsa", sequence: SequenceRef = SEQ, budget: float = 2.0, miou=(0.5, 0.7), clicks=(1.0, 2.0)):  # noqa: ANN001, ANN202
     spec = RunSpec(sequence, "frame", "hvsa", method, budget, 0)
-    return rows_from_report(spec.params(), _report(miou, clicks, method), iterations=2)
+    return rows_from_report({**spec.params(), "iterations": 2}, _report(miou, clicks, method))
 
 
 def _point(granularity: str, budget: float, clicks: float, miou: float, method: str = "hvsa") -> Point:
@@ -202,6 +202,13 @@ def test_bench_runs_a_grid_resumes_and_reports_from_the_csv_alone(
     assert len(rows) == 8  # 4 runs x 2 iterations
     assert {(r.sequence, r.method) for r in rows} == {(s, m) for s in "ab" for m in ("hvsa", "lp")}
     assert all(r.miou is not None and r.clicks_pct is not None for r in rows if r.final)
+    assert "runs of lp annotate the samples of the hvsa runs" in text
+    for r in rows:  # lp is given the very samples hvsa selected
+        if r.method == "lp":
+            twin = next(h for h in rows if h.method == "hvsa" and (h.sequence, h.iteration) == (r.sequence, r.iteration))
+            assert r.samples_from == twin.run and (r.samples, r.clicks) == (twin.samples, twin.clicks)
+        else:
+            assert r.samples_from is None
     bench = json.loads((out / "bench.json").read_text())
     assert bench["command"] is None and bench["machine"]["cores"] >= 1  # in-process: argv unknown
 

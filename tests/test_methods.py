@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hvsa.annotate import SimulatedAnnotator
-from hvsa.errors import UnknownNameError
+from hvsa.errors import InputError, UnknownNameError
 from hvsa.finetune import FinetuneConfig
 from hvsa.methods import METHODS, get_method
 from hvsa.session import LoopSettings, Session, SessionConfig, run_loop
@@ -69,3 +69,23 @@ def test_shared_cache_dir_serves_two_sessions(tmp_path: Path, clip: Path) -> Non
     flows = sorted(p.name for p in (shared / "flows").glob("*.f16"))
     assert len(flows) == 4  # one file per frame offset, written once, used by both sessions
     assert not (tmp_path / "b" / "cache" / "flows").exists()
+
+
+def test_a_session_can_annotate_the_samples_of_another(tmp_path: Path, clip: Path) -> None:
+    settings = LoopSettings(iterations=2, per_iteration=2)
+    with Session.create(tmp_path / "ref", clip, method="copy", selector="random", granularity="rec32") as ref:
+        run_loop(ref, settings, SimulatedAnnotator(ref.gt))
+        picked = [(r.iteration, r.pool_index) for r in ref.store.selections()]
+        charged = ref.store.clicks_total()
+    with Session.create(tmp_path / "lp", clip, method="lp", selector="hvsa", granularity="rec32",
+                        samples_from=tmp_path / "ref") as s:
+        report = run_loop(s, settings, SimulatedAnnotator(s.gt))
+        assert [(r.iteration, r.pool_index) for r in s.store.selections()] == picked
+        assert s.store.clicks_total() == charged
+        assert s.config.samples_from == str((tmp_path / "ref").resolve())
+    assert len(report["iterations"]) == 2
+    with Session.create(tmp_path / "more", clip, method="lp", granularity="rec32", samples_from=tmp_path / "ref") as s:
+        with pytest.raises(InputError, match="has no iteration 3 yet"):
+            run_loop(s, LoopSettings(iterations=3, per_iteration=2), SimulatedAnnotator(s.gt))
+    with pytest.raises(InputError, match="same video, size and granularity"):
+        Session.create(tmp_path / "other", clip, granularity="frame", samples_from=tmp_path / "ref")

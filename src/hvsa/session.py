@@ -74,6 +74,9 @@ class SessionConfig:
             fine-tuning), "finetune-only" (lambda_tc = 0), "lp" (label propagation), "copy".
         cache_dir: folder of the video caches (frames, labels, flows, encoder taps, pools), all
             keyed by content, so sessions of one video may share it; None: ``OUT/cache``.
+        samples_from: a reference session folder (same video, size and granularity): each
+            iteration annotates the samples the reference chose in that iteration, so methods
+            compare on the same annotated samples; None: this session's selector chooses.
     """
 
     data: str
@@ -88,6 +91,7 @@ class SessionConfig:
     epsilon: float = DEFAULT_EPSILON
     method: str = "hvsa"
     cache_dir: str | None = None
+    samples_from: str | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -103,6 +107,7 @@ class SessionConfig:
             "epsilon": self.epsilon,
             "method": self.method,
             "cache_dir": self.cache_dir,
+            "samples_from": self.samples_from,
         }
 
     @classmethod
@@ -120,6 +125,7 @@ class SessionConfig:
             epsilon=float(d.get("epsilon", DEFAULT_EPSILON)),
             method=d.get("method", "hvsa"),
             cache_dir=d.get("cache_dir"),
+            samples_from=d.get("samples_from"),
         )
 
 
@@ -242,13 +248,15 @@ class Session:
         epsilon: float = DEFAULT_EPSILON,
         method: str = "hvsa",
         cache_dir: str | os.PathLike | None = None,
+        samples_from: str | os.PathLike | None = None,
         device: str = "cpu",
     ) -> "Session":
         """Create a new session folder (it must not hold a session already).
 
         ``method`` names a labelling method (:data:`hvsa.methods.METHODS`); its fixed settings
         (``finetune-only``: lambda_tc = 0) override ``finetune`` in the saved configuration.
-        ``cache_dir`` shares the video caches between sessions (see :class:`SessionConfig`).
+        ``cache_dir`` shares the video caches between sessions, ``samples_from`` replays a
+        reference session's samples (see :class:`SessionConfig`).
         """
         from hvsa.checks import parse_size
         from hvsa.methods import get_method
@@ -274,6 +282,8 @@ class Session:
                 raise InputError(f"{data}: no classes.json; pass classes (--classes FILE)")
             classes = probe.classes
             wh = probe.frames.size
+        if samples_from is not None:
+            samples_from = _check_reference(samples_from, Path(data).resolve(), granularity, tuple(wh))
         config = SessionConfig(
             data=str(Path(data).resolve()),
             granularity=granularity,
@@ -287,6 +297,7 @@ class Session:
             epsilon=float(epsilon),
             method=labelling.name,
             cache_dir=str(cache_dir) if cache_dir is not None else None,
+            samples_from=samples_from,
         )
         store = Store(folder, create=True)
         try:
@@ -453,6 +464,8 @@ class Session:
         if per_iteration is not None and (isinstance(per_iteration, bool) or int(per_iteration) < 0):
             raise InputError(f"per-iteration: expected a number of samples >= 0, got {per_iteration}")
         k = self.completed + 1
+        if self.config.samples_from is not None:
+            return self._select_as_reference(k)
         stats = self._load_stats(self._latest_prediction())
         taken = np.union1d(self.store.annotated_pool_indices(), self.store.selected_pool_indices())
         free = np.setdiff1d(np.arange(len(self.pool)), taken)
@@ -474,6 +487,18 @@ class Session:
         t, n = self.pool.sample_indices(chosen)
         self.store.start_iteration(k, len(chosen), budget_clicks, info={"selector": self.config.selector})
         self.store.add_selections(k, [(p, a, b, e) for p, a, b, e in zip(chosen, t, n, est[picks])])
+        return self._batch_of(k)
+
+    def _select_as_reference(self, k: int) -> Batch:
+        """Start iteration ``k`` with the samples the reference session chose in its iteration ``k``."""
+        with Store(Path(self.config.samples_from)) as ref:
+            it = ref.iteration(k)
+            if it is None:
+                raise InputError(f"{self.config.samples_from}: the reference session has no iteration {k} yet; run it first")
+            rows = ref.selections(k)
+        self.store.start_iteration(k, len(rows), it.budget,
+                                   info={"selector": self.config.selector, "samples_from": self.config.samples_from})
+        self.store.add_selections(k, [(r.pool_index, r.t, r.n, r.est_clicks) for r in rows])
         return self._batch_of(k)
 
     def _estimated_clicks(self, stats: dict[str, np.ndarray]) -> np.ndarray:
@@ -828,6 +853,20 @@ class Session:
         from hvsa.export import export_predictions
 
         return export_predictions(self, out, format)
+
+
+def _check_reference(folder: str | os.PathLike, data: Path, granularity: str, size: tuple[int, int]) -> str:
+    """The resolved path of a reference session for ``samples_from``, after checking that it
+    labels the same video at the same size and granularity."""
+    folder = check_path(folder, "reference session (samples_from)", kind="dir").resolve()
+    with Store(folder) as ref:
+        raw = ref.get_meta("config") or {}
+    want = {"data": str(data), "granularity": granularity, "size": list(size)}
+    have = {k: raw.get(k) for k in want}
+    if have != want:
+        raise InputError(f"{folder}: the reference session labels {have}, this one {want}; samples can be shared"
+                         " only between sessions of the same video, size and granularity")
+    return str(folder)
 
 
 def _pool_features(region_map: np.ndarray, feats: np.ndarray, n: int, sample_means) -> np.ndarray:  # noqa: ANN001

@@ -49,7 +49,8 @@ _QUALITY = ("miou", "pixel_acc", "boundary_iou", "tc")
 @dataclass(frozen=True)
 class ResultRow:
     """One row of ``results.csv``: one iteration of one run. Quality figures are fractions in
-    [0, 1] (None without ground truth); ``clicks_pct`` and ``pixels_pct`` are cumulative."""
+    [0, 1] (None without ground truth); ``clicks_pct`` and ``pixels_pct`` are cumulative;
+    ``samples_from`` is the run whose samples this run annotated (None: its own selection)."""
 
     run: str
     dataset: str
@@ -61,6 +62,7 @@ class ResultRow:
     seed: int
     iterations: int
     model: str | None
+    samples_from: str | None
     data: str
     frames: int
     width: int
@@ -103,9 +105,10 @@ def _parser(hint: object):  # noqa: ANN202
 _PARSE = {name: _parser(hint) for name, hint in typing.get_type_hints(ResultRow).items()}
 
 
-def rows_from_report(params: dict, report: dict, iterations: int, model: str | None = None) -> list[ResultRow]:
-    """The rows of one run: ``params`` (:meth:`hvsa.bench.grid.RunSpec.params`) joined with
-    each iteration of its ``report`` (the report.json dict)."""
+def rows_from_report(params: dict, report: dict) -> list[ResultRow]:
+    """The rows of one run: ``params`` (:meth:`hvsa.bench.grid.RunSpec.params` plus
+    ``iterations``, ``model`` and ``samples_from``, as in a run's ``run.json``) joined with each
+    iteration of its ``report`` (the report.json dict)."""
     rows = []
     for it in report["iterations"]:
         sec = it.get("seconds", {})
@@ -114,7 +117,8 @@ def rows_from_report(params: dict, report: dict, iterations: int, model: str | N
                 run=params["run"], dataset=params["dataset"], sequence=params["sequence"],
                 granularity=report["granularity"], selector=report["selector"],
                 method=report.get("method", params["method"]), budget_pct=float(params["budget_pct"]),
-                seed=int(report["seed"]), iterations=int(iterations), model=model,
+                seed=int(report["seed"]), iterations=int(params["iterations"]), model=params.get("model"),
+                samples_from=params.get("samples_from"),
                 data=report["data"], frames=int(report["frames"]), width=int(report["size"][0]),
                 height=int(report["size"][1]), classes=int(report["classes"]),
                 full_video_clicks=report.get("full_video_clicks"), iteration=int(it["iteration"]),

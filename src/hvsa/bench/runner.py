@@ -23,7 +23,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hvsa.bench.grid import Grid, RunSpec, SequenceRef, find_sequences
@@ -47,6 +47,10 @@ class BenchSettings:
         model: checkpoint the network starts from (``hvsa pretrain``), or None.
         finetune: fine-tuning settings (a method may fix some, e.g. finetune-only's lambda).
         flow_preset: DIS preset.
+        samples_from: a method name: the runs of every other method annotate exactly the samples
+            that the run of this method with the same sequence, granularity, selector, budget and
+            seed chose (baselines given the same annotated samples); None, or a method not in the
+            grid: every run's selector chooses its own samples.
         device: torch device of the runs (not part of the folder's identity).
     """
 
@@ -55,6 +59,7 @@ class BenchSettings:
     model: str | None = None
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     flow_preset: str = "medium"
+    samples_from: str | None = "hvsa"
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -69,6 +74,7 @@ class BenchSettings:
             "model": self.model,
             "finetune": self.finetune.to_dict(),
             "flow_preset": self.flow_preset,
+            "samples_from": self.samples_from,
         }
 
 
@@ -162,8 +168,9 @@ def prepare_sequence(seq: SequenceRef, cache: str, settings: BenchSettings, gran
     return time.perf_counter() - start
 
 
-def execute_run(spec: RunSpec, out: str, settings: BenchSettings) -> dict:
-    """Run (or resume) one run to the end; returns its report (report.json)."""
+def execute_run(spec: RunSpec, out: str, settings: BenchSettings, reference: RunSpec | None = None) -> dict:
+    """Run (or resume) one run to the end, annotating the samples of the finished run
+    ``reference`` when given; returns its report (report.json)."""
     from hvsa.annotate import SimulatedAnnotator
     from hvsa.session import LoopSettings, Session, run_loop
     from hvsa.store import DB_NAME, Store
@@ -183,11 +190,13 @@ def execute_run(spec: RunSpec, out: str, settings: BenchSettings) -> dict:
             selector=spec.selector, model=settings.model, finetune=settings.finetune,
             flow_preset=settings.flow_preset, method=spec.method,
             cache_dir=_sequence_cache(root, spec.sequence), device=settings.device,
+            samples_from=root / "runs" / reference.run_id if reference else None,
         )  # fmt: skip
     with session:
         run_file = folder / _RUN_FILE
         if not run_file.is_file():
-            params = {**spec.params(), "iterations": settings.iterations, "model": settings.model}
+            params = {**spec.params(), "iterations": settings.iterations, "model": settings.model,
+                      "samples_from": reference.run_id if reference else None}
             run_file.write_text(json.dumps(params, indent=1))
         annotator = SimulatedAnnotator(session.gt, epsilon=session.config.epsilon,
                                        ignore_index=session.classes.ignore_index)
@@ -214,7 +223,7 @@ def collect_results(out: str | os.PathLike) -> list[ResultRow]:
         if not report_file.is_file():
             continue
         params = json.loads(run_file.read_text())
-        rows += rows_from_report(params, json.loads(report_file.read_text()), params["iterations"], params["model"])
+        rows += rows_from_report(params, json.loads(report_file.read_text()))
     return rows
 
 
@@ -268,6 +277,18 @@ class _Workers:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _references(runs: Sequence[RunSpec], method: str | None) -> dict[RunSpec, RunSpec]:
+    """For each run of another method, the run of ``method`` whose samples it replays (same
+    sequence, granularity, selector, budget and seed), when the grid has that run."""
+    have = set(runs)
+    refs = {}
+    for r in runs:
+        ref = replace(r, method=method)
+        if method is not None and r.method != method and ref in have:
+            refs[r] = ref
+    return refs
+
+
 def run_bench(
     data: Sequence[str | os.PathLike],
     out: str | os.PathLike,
@@ -307,6 +328,7 @@ def run_bench(
     }
     (out / _BENCH_FILE).write_text(json.dumps(bench, indent=1))
     outcome = BenchOutcome(runs=len(runs))
+    refs = _references(runs, settings.samples_from)
     todo = [r for r in runs if not _is_complete(out, r, settings.iterations)]
     outcome.skipped = len(runs) - len(todo)
     cores = os.cpu_count() or 1
@@ -314,6 +336,9 @@ def run_bench(
     threads = max(1, cores // jobs)
     echo(f"{len(runs)} runs on {len(sequences)} sequences; {outcome.skipped} already done,"
          f" {len(todo)} to run with {jobs} worker(s) x {threads} thread(s)")
+    if refs:
+        others = sorted({r.method for r in refs})
+        echo(f"runs of {', '.join(others)} annotate the samples of the {settings.samples_from} runs")
     if todo:
         workers = _Workers(jobs, threads)
         seqs = sorted({r.sequence for r in todo})
@@ -331,20 +356,32 @@ def run_bench(
                 if r.sequence.key in blocked:
                     outcome.failed[r.run_id] = "its sequence could not be prepared"
                     bar.update(1)
-            calls = [(r, str(out), settings) for r in todo if r.sequence.key not in blocked]
-            for (r, *_), report, err in workers.run(execute_run, calls):
-                bar.update(1)
-                done = len(outcome.finished) + len(outcome.failed) + 1
-                if err is not None:
-                    outcome.failed[r.run_id] = f"{type(err).__name__}: {err}"
-                    echo(f"[{done}/{len(todo)}] {r.run_id}: FAILED: {err}")
-                    continue
-                outcome.finished.append(r.run_id)
-                its = report["iterations"]
-                seconds = sum(it["seconds"].get("total", 0.0) for it in its)
-                echo(f"[{done}/{len(todo)}] {r.run_id}: mIoU {_fmt(its[-1].get('miou'))} at"
-                     f" {_fmt(its[-1].get('clicks_pct'), pct=True)} clicks ({seconds:.0f} s in {len(its)} iterations)")
-                write_results(out / "results.csv", collect_results(out))
+            calls = [(r, str(out), settings, refs.get(r)) for r in todo if r.sequence.key not in blocked]
+            # runs that replay another run's samples go after the runs they replay
+            own = [c for c in calls if c[3] is None]
+            replays = [c for c in calls if c[3] is not None]
+            for phase in (own, replays):
+                ready = []
+                for call in phase:
+                    ref = call[3]
+                    if ref is not None and not _is_complete(out, ref, settings.iterations):
+                        outcome.failed[call[0].run_id] = f"the run whose samples it replays, {ref.run_id}, did not finish"
+                        bar.update(1)
+                    else:
+                        ready.append(call)
+                for (r, *_), report, err in workers.run(execute_run, ready):
+                    bar.update(1)
+                    done = len(outcome.finished) + len(outcome.failed) + 1
+                    if err is not None:
+                        outcome.failed[r.run_id] = f"{type(err).__name__}: {err}"
+                        echo(f"[{done}/{len(todo)}] {r.run_id}: FAILED: {err}")
+                        continue
+                    outcome.finished.append(r.run_id)
+                    its = report["iterations"]
+                    seconds = sum(it["seconds"].get("total", 0.0) for it in its)
+                    echo(f"[{done}/{len(todo)}] {r.run_id}: mIoU {_fmt(its[-1].get('miou'))} at"
+                         f" {_fmt(its[-1].get('clicks_pct'), pct=True)} clicks ({seconds:.0f} s in {len(its)} iterations)")
+                    write_results(out / "results.csv", collect_results(out))
         finally:
             bar.close()
             workers.close()

@@ -39,6 +39,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     r.add_argument("--iterations", "-k", type=positive_int, default=3, help="iterations per run (default 3)")
     r.add_argument("--size", help="working size WxH (default: longest side 480)")
     r.add_argument("--jobs", "-j", type=positive_int, help="worker processes (default and maximum: the cores)")
+    r.add_argument("--samples-from", default="hvsa", metavar="METHOD",
+                   help="runs of the other methods annotate exactly the samples the METHOD run with the same"
+                   " sequence, granularity, selector, budget and seed chose (baselines given the same"
+                   " annotated samples); 'none': every run selects its own (default hvsa)")
     add_model_arguments(p)
     return p
 
@@ -62,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from hvsa.bench.runner import BenchSettings, run_bench
     from hvsa.checks import check_path, parse_size
     from hvsa.cli._common import finetune_config
+    from hvsa.methods import get_method
 
     grid = Grid(
         granularities=parse_list(args.granularity, "granularity"),
@@ -74,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     settings = BenchSettings(
         iterations=args.iterations, size=parse_size(args.size), model=model,
         finetune=finetune_config(args), device=args.device,
+        samples_from=None if args.samples_from == "none" else get_method(args.samples_from).name,
     )  # fmt: skip
     command = "hvsa " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
     outcome = run_bench(args.data, args.out, grid, settings, jobs=args.jobs, command=command)
