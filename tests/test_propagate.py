@@ -239,4 +239,5 @@ def test_a_long_video_streams_in_bounded_memory(tmp_path: Path) -> None:
         peak = max(peak, proc.memory_info().rss)
         assert labels.shape == (h, w)
     assert count == n
+    print(f"resident memory grew by {(peak - base) / 2**20:.0f} MiB")
     assert peak - base < 400 * 2**20, f"grew by {(peak - base) / 2**20:.0f} MiB"
