@@ -21,6 +21,14 @@ _PUBLIC = {
     "VideoSource": "hvsa.video.sources",
     "open_video": "hvsa.video.data",
     "open_data": "hvsa.video.data",
+    "Session": "hvsa.session",
+    "SessionConfig": "hvsa.session",
+    "LoopSettings": "hvsa.session",
+    "run_loop": "hvsa.session",
+    "FinetuneConfig": "hvsa.finetune",
+    "SampleLabels": "hvsa.annotate.base",
+    "SampleRequest": "hvsa.annotate.base",
+    "SimulatedAnnotator": "hvsa.annotate.simulated",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]
