@@ -32,6 +32,24 @@ def test_every_command_is_registered() -> None:
     assert set(choices) == {name.replace("_", "-") for name in COMMANDS}
 
 
+def test_fine_tuning_help_states_the_library_defaults() -> None:
+    """The CLI does not import torch to print its help, so its defaults are written out; they
+    must stay those of FinetuneConfig."""
+    import argparse
+
+    from hvsa.cli._common import add_model_arguments, finetune_config
+    from hvsa.finetune import FinetuneConfig
+
+    p = argparse.ArgumentParser()
+    add_model_arguments(p)
+    helps = {a.dest: a.help for a in p._actions}  # noqa: SLF001
+    defaults = FinetuneConfig()
+    for dest, value in (("epochs", defaults.epochs), ("lr", defaults.lr), ("crop", defaults.crop), ("lambda_tc", defaults.lambda_tc)):
+        assert f"(default {value:g}" in helps[dest], (dest, helps[dest])
+    assert finetune_config(p.parse_args([])) == defaults
+    assert finetune_config(p.parse_args(["--crop", "1", "--epochs", "3"])) == FinetuneConfig(crop=1.0, epochs=3.0)
+
+
 def test_help_and_no_command(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as info:
         main(["--help"])

@@ -157,3 +157,71 @@ def test_fine_tuner_skips_without_annotations() -> None:
     data.annotated = []
     stats = FineTuner(_TinyNet(), FinetuneConfig()).run(data, np.random.default_rng(0))
     assert stats["steps"] == 0 and stats["skipped"] == "no annotations"
+
+
+class _WindowData(_TinyData):
+    """Two 8x8 frames with random stride-2 taps (1, 4, 4, 4), random labels on both, a flow of
+    2 px to the right."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(1)
+        self._taps = [torch.randn(1, 4, 4, 4, generator=g), torch.randn(1, 4, 4, 4, generator=g)]
+        self.annotated = [0, 1]
+        self._labels = np.random.default_rng(2).integers(0, 2, (2, 8, 8)).astype(np.uint8)
+
+    def taps(self, t: int) -> list[torch.Tensor]:
+        return [self._taps[t].clone()]
+
+    def annotation(self, t: int) -> np.ndarray | None:
+        return self._labels[t]
+
+    def flow(self, t: int, t2: int) -> np.ndarray:
+        f = np.zeros((8, 8, 2), np.float32)
+        f[..., 0] = 2.0
+        return f
+
+
+class _StrideTwoNet(_TinyNet):
+    """A pointwise decoder on one stride-2 tap: decoding a window of the tap is the window of the
+    decoded tap."""
+
+    class config:  # noqa: N801 - what FineTuner reads of a SegNet's ModelConfig
+        taps = (2,)
+
+
+def test_a_training_window_computes_the_losses_of_those_pixels_only() -> None:
+    torch.manual_seed(0)
+    net = _StrideTwoNet()
+    data = _WindowData()
+    tuner = FineTuner(net, FinetuneConfig(loss_stride=2, crop=0.5, class_balance=0.0))
+    tuner._weight = None  # noqa: SLF001 - run() sets it from the annotations
+    window = (1, 3, 1, 3)  # stride-2 cells: pixel rows and columns 2..5
+    ce, tc = tuner._losses(data, 0, 1, window)  # noqa: SLF001
+    with torch.no_grad():
+        logits = torch.cat([net.decode(data.taps(0)), net.decode(data.taps(1))])[..., 1:3, 1:3]
+    labels = torch.from_numpy(data._labels[:, 2:6:2, 2:6:2].astype(np.int64))  # noqa: SLF001
+    assert float(ce.detach()) == pytest.approx(float(torch.nn.functional.cross_entropy(logits, labels)), rel=1e-5)
+    # 2 px is one cell of the loss grid: only the window's left column lands inside the window
+    # (a 2 x 2 grid, where a flow laid out (B, H, W, 2) would be ambiguous)
+    q = logits.softmax(1)
+    expected = ((q[0, :, :, 0] - q[1, :, :, 1]) ** 2).sum(0).mean()
+    assert float(tc.detach()) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_training_windows_lie_inside_the_frame_with_the_asked_size() -> None:
+    class Net(_TinyNet):
+        class config:  # noqa: N801
+            taps = (4, 32)
+
+    data = _TinyData()
+    data.frame_hw = (270, 480)  # 9 x 15 cells of 32 px
+    tuner = FineTuner(Net(), FinetuneConfig(crop=0.5))
+    rng = np.random.default_rng(0)
+    windows = {tuner._window(data, rng) for _ in range(300)}  # noqa: SLF001
+    assert {(y1 - y0, x1 - x0) for y0, y1, x0, x1 in windows} == {(4, 8)}
+    assert min(w[0] for w in windows) == 0 and max(w[1] for w in windows) == 9
+    assert min(w[2] for w in windows) == 0 and max(w[3] for w in windows) == 15
+    assert FineTuner(Net(), FinetuneConfig(crop=1.0))._window(data, rng) is None  # noqa: SLF001
+    with pytest.raises(InputError, match="crop"):
+        FinetuneConfig(crop=0.0)

@@ -394,7 +394,29 @@ def test_flow_cache_fill_and_reliable(tmp_path: Path, count_dis: list[int]) -> N
     cache.close()
     cache.close()  # idempotent
     with pytest.raises(InputError, match="closed"):
+        cache.reliable(1, 3)
+    with pytest.raises(InputError, match="closed"):
         cache.get(1, 2)
+
+
+def test_consistency_masks_are_cached_and_equal_the_computed_ones(tmp_path: Path, count_dis: list[int], monkeypatch) -> None:  # noqa: ANN001
+    import hvsa.flow.cache as cache_module
+
+    video = moving_video(n=4, w=61)  # a width that is not a multiple of 8: packed bits are padded
+    with FlowCache(video, tmp_path, preset="ultrafast") as cache:
+        cache.fill()  # flows and masks
+        want = {p: fb_consistency(cache.get(*p), cache.get(p[1], p[0])) for p in cache.pairs()}
+        loose = fb_consistency(cache.get(0, 2), cache.get(2, 0), threshold=3.0)
+    calls = []
+    monkeypatch.setattr(cache_module, "fb_consistency", lambda *a, **k: calls.append(a) or fb_consistency(*a, **k))
+    with FlowCache(video, tmp_path, preset="ultrafast") as cache:  # reopened: read from disk
+        for p, mask in want.items():
+            got = cache.reliable(*p)
+            assert got.dtype == np.bool_ and got.shape == (48, 61)
+            np.testing.assert_array_equal(got, mask)
+        assert calls == []
+        np.testing.assert_array_equal(cache.reliable(0, 2, threshold=3.0), loose)  # other thresholds: computed
+        assert len(calls) == 1
 
 
 def test_flow_cache_is_keyed_by_video_and_parameters(tmp_path: Path, count_dis: list[int]) -> None:

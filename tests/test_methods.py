@@ -1,4 +1,4 @@
-"""Labelling methods in a session: the registry, finetune-only, and the lp and copy baselines."""
+"""Labelling methods in a session: the registry, finetune-only, hvsa-fused, and the lp and copy baselines."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hvsa.annotate import SimulatedAnnotator
 from hvsa.errors import InputError, UnknownNameError
 from hvsa.finetune import FinetuneConfig
-from hvsa.methods import METHODS, get_method
+from hvsa.methods import METHODS, fuse_labels, get_method
 from hvsa.session import LoopSettings, Session, SessionConfig, run_loop
 from hvsa.synth import generate
 
@@ -24,9 +24,9 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_registry_lists_the_methods_and_rejects_unknown_names(tmp_path: Path, clip: Path) -> None:
-    assert METHODS.names() == ["copy", "finetune-only", "hvsa", "lp"]
-    assert get_method("hvsa").trains and not get_method("lp").trains
-    with pytest.raises(UnknownNameError, match="unknown method 'best'; expected one of: copy, finetune-only, hvsa, lp"):
+    assert METHODS.names() == ["copy", "finetune-only", "hvsa", "hvsa-fused", "lp"]
+    assert get_method("hvsa").trains and get_method("hvsa-fused").trains and not get_method("lp").trains
+    with pytest.raises(UnknownNameError, match="unknown method 'best'; expected one of: copy, finetune-only, hvsa, hvsa-fused, lp"):
         Session.create(tmp_path / "s", clip, method="best")
 
 
@@ -89,3 +89,24 @@ def test_a_session_can_annotate_the_samples_of_another(tmp_path: Path, clip: Pat
             run_loop(s, LoopSettings(iterations=3, per_iteration=2), SimulatedAnnotator(s.gt))
     with pytest.raises(InputError, match="same video, size and granularity"):
         Session.create(tmp_path / "other", clip, granularity="frame", samples_from=tmp_path / "ref")
+
+
+def test_fuse_labels_takes_the_more_confident_source_per_pixel() -> None:
+    net = np.array([[0, 0, 1]], np.uint8)
+    prop = np.array([[2, 2, 2]], np.uint8)
+    labels, conf = fuse_labels(net, np.array([[0.9, 0.4, 0.5]]), prop, np.array([[0.3, 0.6, 0.5]]))
+    np.testing.assert_array_equal(labels, [[0, 2, 1]])  # a tie keeps the network's label
+    np.testing.assert_allclose(conf, [[0.9, 0.6, 0.5]])
+    assert conf.dtype == np.float32
+
+
+def test_hvsa_fused_trains_and_keeps_annotated_pixels(tmp_path: Path, clip: Path) -> None:
+    with Session.create(tmp_path / "s", clip, method="hvsa-fused", finetune=FAST, granularity="rec32") as s:
+        report = run_loop(s, LoopSettings(iterations=2, per_iteration=6), SimulatedAnnotator(s.gt))
+        assert all(it.info["finetune"]["steps"] > 0 for it in s.iterations)
+        for t in s.store.annotated_frames():  # annotated pixels come back as annotated, confidence 1
+            labels, conf = s.prediction(t)
+            known = s.annotation_map(t) != 255
+            np.testing.assert_array_equal(labels[known], s.annotation_map(t)[known])
+            assert (conf[known] == 1).all()
+    assert report["method"] == "hvsa-fused" and report["iterations"][-1]["miou"] > 0.5

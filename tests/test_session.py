@@ -144,3 +144,56 @@ def test_exports_and_predictions(tmp_path: Path, clip: Path) -> None:
         np.testing.assert_array_equal(np.asarray(Image.open(out / files[0])), labels)
         assert conf.dtype == np.float32 and 0 <= conf.min() and conf.max() <= 1
         assert s.frame_confidence().shape == (10,)
+
+
+def test_click_estimates_are_calibrated_on_the_annotated_samples(tmp_path: Path, clip: Path) -> None:
+    """Estimates scale by charged / estimated over the annotated samples, with the estimate
+    taken both at selection time and on the latest prediction (the larger ratio wins)."""
+    from dataclasses import replace
+
+    class Costly(SimulatedAnnotator):
+        def annotate(self, request):  # noqa: ANN001, ANN201
+            return replace(super().annotate(request), clicks=400)
+
+    with Session.create(tmp_path / "s", clip, finetune=FAST, granularity="frame") as s:
+        s.prepare()
+        batch = s.select(2)
+        s.annotate(batch, Costly(s.gt))
+        picked = batch.pool_indices
+        at_selection = float(np.nansum(batch.est_clicks))
+        est = np.full(len(s.pool), 5.0)
+        est[picked] = 10.0  # the latest prediction prices the annotated frames at 10 each
+        # charged 800: 40 times the 20 estimated now, which beats 800 / (estimate at selection)
+        assert 800 / at_selection < 40
+        assert s._click_calibration(est) == pytest.approx(40.0)  # noqa: SLF001
+        np.testing.assert_allclose(s._estimated_clicks({"est_clicks": est}), est * 40.0)  # noqa: SLF001
+        # a prediction that prices them above the charge never shrinks the estimates
+        assert s._click_calibration(np.full(len(s.pool), 1e6)) == pytest.approx(max(800 / at_selection, 1.0))  # noqa: SLF001
+
+
+def test_iterations_without_annotations_neither_train_nor_advance_the_selector(tmp_path: Path, clip: Path) -> None:
+    """An iteration that annotated nothing (a budget too small for any sample) leaves the new
+    decoder untrained, so the next selection is still the selector's first round."""
+    told: list[int] = []
+
+    with Session.create(tmp_path / "s", clip, finetune=FAST, granularity="frame") as s:
+        real = s.selector.select
+
+        def record(candidates, b, *, iteration, rng):  # noqa: ANN001, ANN202
+            told.append(iteration)
+            return real(candidates, b, iteration=iteration, rng=rng)
+
+        s.selector.select = record
+        annotator = SimulatedAnnotator(s.gt)
+        s.prepare()
+        stats = []
+        for b in (0, 1, 0, 1):
+            s.annotate(s.select(b), annotator)
+            stats.append(s.finetune(show_progress=False))
+            s.predict()
+        checkpoints = [it.checkpoint for it in s.iterations]
+    assert told == [1, 1, 2, 2]
+    # iterations that annotated nothing keep the weights they had: no steps, no new checkpoint
+    assert [st["steps"] > 0 for st in stats] == [False, True, False, True]
+    assert stats[0]["skipped"] == stats[2]["skipped"] == "no new annotations"
+    assert checkpoints[0] is None and checkpoints[2] is None and None not in (checkpoints[1], checkpoints[3])

@@ -7,6 +7,10 @@ name            what it does
 =============== ==================================================================================
 hvsa            the paper's method: test-time fine-tuning (lambda * L_tc + L_ce), labels from the
                 network
+hvsa-fused      the same fine-tuning; per pixel, the label of whichever is more confident: the
+                network (its margin p1 - p2) or label propagation from the annotated pixels (its
+                chain confidence), so annotated pixels keep their labels and pixels on reliable
+                flow chains near them follow the chains
 finetune-only   the same with lambda = 0 (cross-entropy on the annotated pixels only)
 lp              no training: labels propagated along optical-flow chains from the annotated
                 pixels, forward and backward (:mod:`hvsa.propagate`)
@@ -24,13 +28,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
+
 from hvsa.finetune import FinetuneConfig
 from hvsa.propagate import PropagationConfig
 from hvsa.registry import Registry
 
-__all__ = ["METHODS", "Method", "get_method", "LABEL_SOURCES"]
+__all__ = ["METHODS", "Method", "get_method", "fuse_labels", "LABEL_SOURCES"]
 
-LABEL_SOURCES = ("network", "propagation")
+LABEL_SOURCES = ("network", "propagation", "fused")
 
 
 @dataclass(frozen=True)
@@ -41,8 +47,9 @@ class Method:
         name: the registry name.
         trains: whether :meth:`hvsa.session.Session.finetune` trains the network.
         labels: where the labels of every frame come from: "network" (the fine-tuned network's
-            softmax, confidence = margin p1 - p2) or "propagation" (:func:`hvsa.propagate.propagate`,
-            its confidence).
+            softmax, confidence = margin p1 - p2), "propagation" (:func:`hvsa.propagate.propagate`,
+            its confidence) or "fused" (per pixel the more confident of the two,
+            :func:`fuse_labels`).
         lambda_tc: when set, the weight of L_tc this method trains with, whatever the session's
             fine-tuning settings say.
         propagation: settings of the propagation, for ``labels = "propagation"``.
@@ -59,8 +66,8 @@ class Method:
     def __post_init__(self) -> None:
         if self.labels not in LABEL_SOURCES:
             raise ValueError(f"method {self.name}: labels must be one of {LABEL_SOURCES}, got {self.labels!r}")
-        if (self.labels == "propagation") != (self.propagation is not None):
-            raise ValueError(f"method {self.name}: propagation settings go with labels='propagation' only")
+        if (self.labels in ("propagation", "fused")) != (self.propagation is not None):
+            raise ValueError(f"method {self.name}: propagation settings go with labels 'propagation' and 'fused' only")
 
     def finetune_config(self, config: FinetuneConfig) -> FinetuneConfig:
         """``config`` with this method's fixed settings applied (the effective configuration)."""
@@ -77,11 +84,31 @@ def _add(method: Method) -> None:
 
 
 _add(Method("hvsa", trains=True, labels="network", summary="test-time fine-tuning, lambda L_tc + L_ce (paper)"))
+_add(Method("hvsa-fused", trains=True, labels="fused", propagation=PropagationConfig(),
+            summary="test-time fine-tuning, labels fused with flow propagation where it is more confident"))
 _add(Method("finetune-only", trains=True, labels="network", lambda_tc=0.0, summary="test-time fine-tuning, L_ce only"))
 _add(Method("lp", trains=False, labels="propagation", propagation=PropagationConfig(),
             summary="label propagation along flow chains, forward and backward"))
 _add(Method("copy", trains=False, labels="propagation", propagation=PropagationConfig(follow_flow=False),
             summary="nearest annotated frame copied"))
+
+
+def fuse_labels(
+    net_labels: np.ndarray, net_conf: np.ndarray, prop_labels: np.ndarray, prop_conf: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel, the label of the more confident source (ties: the network).
+
+    Args:
+        net_labels: uint8 (H, W), the network's argmax.
+        net_conf: float (H, W), its margin p1 - p2 in [0, 1].
+        prop_labels: uint8 (H, W), the propagated labels.
+        prop_conf: float (H, W), their confidence in [0, 1] (1 on annotated pixels).
+
+    Returns:
+        (labels uint8 (H, W), confidence float32 (H, W)): the winner's label and confidence.
+    """
+    take = prop_conf > net_conf
+    return np.where(take, prop_labels, net_labels), np.where(take, prop_conf, net_conf).astype(np.float32)
 
 
 def get_method(name: str) -> Method:

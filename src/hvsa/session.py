@@ -480,7 +480,7 @@ class Session:
         est = self._estimated_clicks(stats)[free]
         rng = self._rng(k, 1)
         if budget_clicks is None:
-            picks = self.selector.select(candidates, int(per_iteration), iteration=k, rng=rng)
+            picks = self.selector.select(candidates, int(per_iteration), iteration=self._selection_round(k), rng=rng)
         else:
             picks = self._fit_budget(candidates, est, float(budget_clicks), k, rng)
         chosen = free[picks]
@@ -488,6 +488,20 @@ class Session:
         self.store.start_iteration(k, len(chosen), budget_clicks, info={"selector": self.config.selector})
         self.store.add_selections(k, [(p, a, b, e) for p, a, b, e in zip(chosen, t, n, est[picks])])
         return self._batch_of(k)
+
+    def _selection_round(self, k: int) -> int:
+        """The iteration the selector is told, for iteration ``k``: ``k`` when the network came
+        from a checkpoint; otherwise 1 + the iterations before ``k`` that annotated something.
+
+        The paper's first iteration chooses by diversity alone because no prediction of this
+        video exists yet; a new decoder's margins are noise until it has been fine-tuned on some
+        annotation, so until then (a budget too small for any sample, say) the selector stays in
+        its first round.
+        """
+        if self.config.model is not None:
+            return k
+        rows = self.store.iterations()
+        return 1 + sum(1 for r in rows if r.iteration < k and r.done and r.samples > 0)
 
     def _select_as_reference(self, k: int) -> Batch:
         """Start iteration ``k`` with the samples the reference session chose in its iteration ``k``."""
@@ -513,9 +527,25 @@ class Session:
             full = self.full_video_clicks
             mean = full / max(len(self.pool), 1) if full else 1.0
             return np.full(len(self.pool), max(mean, 1.0))
+        est = stats["est_clicks"].astype(np.float64)
+        return np.maximum(est * self._click_calibration(est), 1.0)
+
+    def _click_calibration(self, est: np.ndarray) -> float:
+        """How many times more clicks the annotated samples were charged than estimated, at
+        least 1: the larger of the ratio against the estimates made when they were selected
+        and against ``est`` (the click model on the latest prediction) over the same samples.
+
+        A network's prediction is smoother than the truth (a paraglider's lines, a fence), so
+        the click model run on it underestimates; the second ratio measures that on the
+        samples whose truth is known, with the same prediction the new estimates come from.
+        """
         charged, estimated = self.store.charged_and_estimated()
         ratio = charged / estimated if estimated > 0 else 1.0
-        return np.maximum(stats["est_clicks"].astype(np.float64) * max(ratio, 1.0), 1.0)
+        index, clicks = self.store.annotated_clicks()
+        now = float(est[index].sum())
+        if now > 0:
+            ratio = max(ratio, float(clicks.sum()) / now)
+        return max(ratio, 1.0)
 
     def _fit_budget(self, candidates, est: np.ndarray, allowance: float, k: int, rng: np.random.Generator) -> np.ndarray:  # noqa: ANN001
         """Pick samples whose estimated clicks fit ``allowance``: ask the selector for
@@ -526,7 +556,7 @@ class Session:
         if not fitting.any():
             return np.zeros(0, np.int64)
         b = int(max(1, math.floor(allowance / float(np.mean(est)))))
-        picks = self.selector.select(candidates, b, iteration=k, rng=rng)
+        picks = self.selector.select(candidates, b, iteration=self._selection_round(k), rng=rng)
         keep, spent = [], 0.0
         for p in picks:
             if spent + est[p] <= allowance:
@@ -636,6 +666,9 @@ class Session:
     ) -> dict:
         """Fine-tune on the annotations so far; saves the checkpoint of the current iteration.
 
+        An iteration that annotated nothing (a budget too small for any sample) keeps the
+        previous weights: training on the same annotations again would only overfit them.
+
         ``on_step(step, total, losses)`` is called after every step (the web app's progress); an
         exception it raises aborts the run before the checkpoint is saved.
         """
@@ -648,8 +681,14 @@ class Session:
         k = cur.iteration
         if cur.stage == "selected":
             self.store.update_iteration(k, stage="annotated")
+        skipped = None
         if not self.method.trains:
-            stats = {"steps": 0, "seconds": 0.0, "skipped": f"method {self.method.name} does not train"}
+            skipped = f"method {self.method.name} does not train"
+        elif self.store.annotation_count(k) == 0:
+            # nothing new to learn: more steps on the old annotations only overfit them
+            skipped = "no new annotations"
+        if skipped is not None:
+            stats = {"steps": 0, "seconds": 0.0, "skipped": skipped}
             self.store.update_iteration(k, stage="finetuned", info={"finetune": stats})
             return stats
         data = _SessionTrainingData(self)
@@ -684,16 +723,19 @@ class Session:
     def _frame_outputs(self) -> Iterator[tuple[int, torch.Tensor, np.ndarray, np.ndarray]]:
         """(t, features (1, D, h, w), labels uint8 (H, W), uncertainty float32 (H, W)) of every
         frame in order, from the method's label source: the network's softmax (uncertainty
-        1 - (p1 - p2)) or label propagation (uncertainty 1 - its confidence). The features, for
-        selection, always come from the network. Run under ``torch.inference_mode()``."""
+        1 - (p1 - p2)), label propagation (uncertainty 1 - its confidence), or their per-pixel
+        fusion (:func:`hvsa.methods.fuse_labels`; uncertainty 1 - the winner's confidence). The
+        features, for selection, always come from the network. Run under ``torch.inference_mode()``."""
         import torch
         import torch.nn.functional as F
 
+        from hvsa.methods import fuse_labels
         from hvsa.select import margin_uncertainty_torch
 
         h, w = self.hw
+        source = self.method.labels
         propagated = None
-        if self.method.labels == "propagation":
+        if source in ("propagation", "fused"):
             from hvsa.propagate import propagate
 
             propagated = propagate(_SessionTrainingData(self), self.method.propagation,
@@ -701,14 +743,18 @@ class Session:
         try:
             for t in range(self.num_frames):
                 f = self.model.features(self.taps.get(t, self.device))
-                if propagated is None:
+                if source != "propagation":
                     logits = F.interpolate(self.model.decoder.head(f), size=(h, w), mode="bilinear", align_corners=False)
                     probs = logits.softmax(1)
                     pred = probs.argmax(1)[0].to(torch.uint8).cpu().numpy()
                     u = margin_uncertainty_torch(probs)[0].cpu().numpy()
-                else:
-                    _, pred, conf = next(propagated)
-                    u = 1.0 - conf
+                if propagated is not None:
+                    _, prop, conf = next(propagated)
+                    if source == "propagation":
+                        pred, u = prop, 1.0 - conf
+                    else:
+                        pred, margin = fuse_labels(pred, 1.0 - u, prop, conf)
+                        u = 1.0 - margin
                 yield t, f, pred, u
         finally:
             if propagated is not None:

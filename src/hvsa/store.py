@@ -373,6 +373,17 @@ class Store:
     def annotated_pool_indices(self) -> np.ndarray:
         return np.array([r[0] for r in self._query("SELECT pool_index FROM annotations ORDER BY pool_index")], np.int64)
 
+    def annotation_count(self, iteration: int | None = None) -> int:
+        """Annotated samples (of one iteration, or in all)."""
+        if iteration is None:
+            return int(self._query("SELECT COUNT(*) FROM annotations")[0][0])
+        return int(self._query("SELECT COUNT(*) FROM annotations WHERE iteration = ?", (iteration,))[0][0])
+
+    def annotated_clicks(self) -> tuple[np.ndarray, np.ndarray]:
+        """(pool indices int64 (m,), charged clicks int64 (m,)) of every annotated sample."""
+        rows = self._query("SELECT pool_index, clicks FROM annotations ORDER BY pool_index")
+        return np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.int64)
+
     def annotated_frames(self) -> list[int]:
         return [r[0] for r in self._query("SELECT DISTINCT t FROM annotations ORDER BY t")]
 

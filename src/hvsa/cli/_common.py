@@ -42,7 +42,8 @@ def add_loop_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--per-iteration", "-b", type=positive_int, help="samples per iteration (the paper's b)")
     g.add_argument("--selector", "-s", default="hvsa", help="hvsa, random, uncertainty or diversity (default hvsa)")
     g.add_argument("--method", default="hvsa",
-                   help="labelling method: hvsa (test-time fine-tuning), finetune-only (lambda 0), lp (label"
+                   help="labelling method: hvsa (test-time fine-tuning), hvsa-fused (hvsa fused per pixel with"
+                   " label propagation where that is more confident), finetune-only (lambda 0), lp (label"
                    " propagation along optical flow), copy (nearest annotated frame) (default hvsa)")
     g.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     g.add_argument("--size", help="working size WxH (default: longest side 480)")
@@ -54,7 +55,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     m = p.add_argument_group("model and fine-tuning")
     m.add_argument("--model", help="start from this hvsa checkpoint (default: ImageNet encoder, new decoder)")
     m.add_argument("--lambda-tc", type=nonneg_float, default=1.0, help="weight of the temporal-consistency loss; 0 = fine-tune only (default 1)")
-    m.add_argument("--epochs", type=positive_float, default=None, help="training items per frame per iteration (default 2)")
+    m.add_argument("--epochs", type=positive_float, default=None, help="training items per frame per iteration (default 8)")
+    m.add_argument("--crop", type=positive_float, default=None,
+                   help="side of each item's random training window, a fraction of the frame's (default 0.5; 1 = whole frames)")
     m.add_argument("--lr", type=positive_float, default=None, help="learning rate (default 0.004)")
     m.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
 
@@ -67,4 +70,6 @@ def finetune_config(args: argparse.Namespace):  # noqa: ANN201 - FinetuneConfig
         kw["epochs"] = args.epochs
     if args.lr is not None:
         kw["lr"] = args.lr
+    if getattr(args, "crop", None) is not None:
+        kw["crop"] = args.crop
     return FinetuneConfig(**kw)

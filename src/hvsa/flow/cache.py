@@ -7,6 +7,10 @@ frames with 1 <= |t - t'| <= 2. For a long video these do not fit in memory (100
 computes each flow the first time it is asked for, and reads it back in about a millisecond after
 that. Flows are stored as float16 (about 0.03 px resolution at 60 px of motion).
 
+The forward-backward consistency masks at the default threshold (1 px) are cached beside the
+flows, bit-packed (an eighth of a byte per pixel), because fine-tuning asks for one at every step
+and recomputing it costs more than the step's decoder pass.
+
 The files are named by a hash of :meth:`VideoSource.identity` and the flow backend's config, so
 a changed video, working size, backend or preset gets a fresh cache and never a stale one.
 """
@@ -29,7 +33,9 @@ from hvsa.flow.dis import FlowBackend, make_flow_backend
 from hvsa.progress import progress
 from hvsa.video.sources import VideoSource
 
-__all__ = ["FlowCache", "default_flow_dir"]
+__all__ = ["FlowCache", "default_flow_dir", "DEFAULT_THRESHOLD"]
+
+DEFAULT_THRESHOLD = 1.0  # px, the forward-backward threshold of DESIGN.md (cached masks)
 
 
 def default_flow_dir() -> Path:
@@ -82,6 +88,7 @@ class FlowCache:
         self.offsets = tuple(d for d in range(-self.max_distance, self.max_distance + 1) if d != 0)
         h, w = self.hw
         self._arrays: dict[int, DiskArray] | None = {}
+        self._masks: dict[int, DiskArray] = {}
         try:
             for d in self.offsets:
                 self._arrays[d] = DiskArray.open_or_create(
@@ -90,6 +97,14 @@ class FlowCache:
                     (h, w, 2),
                     np.float16,
                     meta={"video": identity, "flow": config, "offset": d},
+                )
+                self._masks[d] = DiskArray.open_or_create(
+                    self.cache_dir / f"fbmask-{self.key}-d{d:+d}.u8",
+                    self.length,
+                    (h, -(-w // 8)),
+                    np.uint8,
+                    meta={"video": identity, "flow": config, "offset": d, "threshold": DEFAULT_THRESHOLD,
+                          "what": "forward-backward consistency, np.packbits along rows"},
                 )
         except BaseException:
             self.close()
@@ -151,12 +166,26 @@ class FlowCache:
             return arr[t].astype(np.float32)
         return self._compute(int(t), int(t2), self.video.read(int(t)), self.video.read(int(t2)))
 
-    def reliable(self, t: int, t2: int, threshold: float = 1.0) -> np.ndarray:
+    def reliable(self, t: int, t2: int, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
         """Forward-backward consistent pixels of frame t for the pair (t, t2): bool (H, W).
 
         See :func:`hvsa.flow.consistency.fb_consistency`; uses the cached O_t->t2 and O_t2->t.
+        At the default threshold the mask is computed once and read back from the cache.
         """
-        return fb_consistency(self.get(t, t2), self.get(t2, t), threshold)
+        d = self._check_pair(t, t2)
+        if threshold != DEFAULT_THRESHOLD:
+            return fb_consistency(self.get(t, t2), self.get(t2, t), threshold)
+        masks = self._mask_array(d)
+        w = self.hw[1]
+        if masks.is_filled(t):
+            return np.unpackbits(masks[t], axis=1, count=w).view(np.bool_)
+        mask = fb_consistency(self.get(t, t2), self.get(t2, t), threshold)
+        masks[t] = np.packbits(mask, axis=1)
+        return mask
+
+    def _mask_array(self, d: int) -> DiskArray:
+        self._array(d)  # raises when closed
+        return self._masks[d]
 
     def fill(self) -> int:
         """Compute every missing flow (with a progress bar); returns how many were computed.
@@ -172,8 +201,11 @@ class FlowCache:
                 if s not in window:
                     window[s] = self.video.read(s)
             self._compute(t, t2, window[t], window[t2])
-        if todo:
-            for arr in self._arrays.values():
+        masks = [(t, t2) for t, t2 in self.pairs() if not self._masks[t2 - t].is_filled(t)]
+        for t, t2 in progress(masks, total=len(masks), desc="flow consistency", unit="field"):
+            self.reliable(t, t2)
+        if todo or masks:
+            for arr in [*self._arrays.values(), *self._masks.values()]:
                 arr.flush()
         return len(todo)
 
@@ -182,7 +214,8 @@ class FlowCache:
     def close(self) -> None:
         """Close the cache files (not the video)."""
         arrays, self._arrays = self._arrays, None
-        for arr in (arrays or {}).values():
+        masks, self._masks = getattr(self, "_masks", {}), {}
+        for arr in [*(arrays or {}).values(), *masks.values()]:
             arr.close()
 
     def __enter__(self) -> "FlowCache":
