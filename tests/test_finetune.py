@@ -141,12 +141,13 @@ class _TinyNet(torch.nn.Module):
         return self.decoder(taps[0])
 
 
-def test_fine_tuner_learns_the_annotation() -> None:
+@pytest.mark.parametrize(("crop", "steps"), [(1.0, 80), (0.5, 200)])
+def test_fine_tuner_learns_the_annotation(crop: float, steps: int) -> None:
     torch.manual_seed(0)
     net = _TinyNet()
-    tuner = FineTuner(net, FinetuneConfig(lr=0.5, min_steps=1, lambda_tc=1.0))
-    stats = tuner.run(_TinyData(), np.random.default_rng(0), steps=80)
-    assert stats["steps"] == 80 and stats["ce"] < 0.69
+    tuner = FineTuner(net, FinetuneConfig(lr=0.5, min_steps=1, lambda_tc=1.0, crop=crop))
+    stats = tuner.run(_TinyData(), np.random.default_rng(0), steps=steps)
+    assert stats["steps"] == steps and stats["ce"] < 0.69
     with torch.no_grad():
         pred = net.decode(_TinyData().taps(1)).argmax(1)[0]
     assert pred[:, :4].eq(0).all() and pred[:, 4:].eq(1).all()
@@ -186,9 +187,6 @@ class _StrideTwoNet(_TinyNet):
     """A pointwise decoder on one stride-2 tap: decoding a window of the tap is the window of the
     decoded tap."""
 
-    class config:  # noqa: N801 - what FineTuner reads of a SegNet's ModelConfig
-        taps = (2,)
-
 
 def test_a_training_window_computes_the_losses_of_those_pixels_only() -> None:
     torch.manual_seed(0)
@@ -209,13 +207,19 @@ def test_a_training_window_computes_the_losses_of_those_pixels_only() -> None:
     assert float(tc.detach()) == pytest.approx(float(expected), rel=1e-5)
 
 
-def test_training_windows_lie_inside_the_frame_with_the_asked_size() -> None:
-    class Net(_TinyNet):
-        class config:  # noqa: N801
-            taps = (4, 32)
+def test_tap_strides_from_shapes() -> None:
+    from hvsa.finetune import tap_strides
 
+    taps = [torch.zeros(1, 1, -(-270 // s), -(-480 // s)) for s in (4, 8, 16, 32)]  # "same" padding rounds up
+    assert tap_strides(taps, (270, 480)) == (4, 8, 16, 32)
+    assert tap_strides([torch.zeros(1, 1, 8, 8)], (8, 8)) == (1,)
+
+
+def test_training_windows_lie_inside_the_frame_with_the_asked_size() -> None:
     data = _TinyData()
     data.frame_hw = (270, 480)  # 9 x 15 cells of 32 px
+    data.taps = lambda t: [torch.zeros(1, 1, 68, 120), torch.zeros(1, 1, 9, 15)]  # strides 4 and 32
+    Net = _TinyNet  # noqa: N806
     tuner = FineTuner(Net(), FinetuneConfig(crop=0.5))
     rng = np.random.default_rng(0)
     windows = {tuner._window(data, rng) for _ in range(300)}  # noqa: SLF001

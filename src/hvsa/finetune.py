@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from hvsa.errors import InputError
 from hvsa.flow.warp import target_in_frame, warp_torch
 
-__all__ = ["FinetuneConfig", "TrainingData", "FineTuner", "ce_loss", "tc_loss", "pair_offsets"]
+__all__ = ["FinetuneConfig", "TrainingData", "FineTuner", "ce_loss", "tc_loss", "tap_strides", "pair_offsets"]
 
 pair_offsets = (-2, -1, 1, 2)
 
@@ -192,6 +192,7 @@ class FineTuner:
         self.model = model
         self.config = config
         self.device = torch.device(device)
+        self._tap_strides: tuple[int, ...] | None = None
 
     def run(
         self,
@@ -251,9 +252,15 @@ class FineTuner:
         return y0, y0 + hh, x0, x0 + ww
 
     def _coarse_cells(self, data: TrainingData) -> tuple[int, int]:
-        stride = _tap_strides(self.model, data.frame_hw)[-1]
+        stride = self._strides(data)[-1]
         h, w = data.frame_hw
         return -(-h // stride), -(-w // stride)
+
+    def _strides(self, data: TrainingData) -> tuple[int, ...]:
+        """Strides of the decoder's taps, finest first (read once from frame 0's taps)."""
+        if getattr(self, "_tap_strides", None) is None:
+            self._tap_strides = tap_strides(data.taps(0), data.frame_hw)
+        return self._tap_strides
 
     def _losses(
         self, data: TrainingData, t: int, t2: int, window: tuple[int, int, int, int] | None = None
@@ -266,7 +273,7 @@ class FineTuner:
         taps = [torch.cat(pair) for pair in zip(data.taps(t), data.taps(t2))]
         py, px = slice(0, h), slice(0, w)  # the pixels trained on
         if window is not None:
-            strides = _tap_strides(self.model, data.frame_hw)
+            strides = self._strides(data)
             coarse = strides[-1]
             y0, y1, x0, x1 = window
             taps = [tap[..., y0 * coarse // st : y1 * coarse // st, x0 * coarse // st : x1 * coarse // st]
@@ -297,9 +304,8 @@ class FineTuner:
         return ce, tc_loss(q[:1], q[1:], flow, rel)
 
 
-def _tap_strides(model: torch.nn.Module, frame_hw: tuple[int, int]) -> tuple[int, ...]:
-    """Strides of the decoder's taps, finest first (the model's config says them)."""
-    taps = getattr(getattr(model, "config", None), "taps", None)
-    if taps is None:
-        raise InputError("crop < 1 needs a model whose config lists its tap strides (config.taps)")
-    return tuple(int(v) for v in taps)
+def tap_strides(taps: Sequence[torch.Tensor], frame_hw: tuple[int, int]) -> tuple[int, ...]:
+    """The stride of each tap (B, C, h, w) of a frame of ``frame_hw``: the power of two nearest
+    H / h (taps of "same"-padded encoders have ceil(H / s) rows)."""
+    h = frame_hw[0]
+    return tuple(int(2 ** round(math.log2(h / t.shape[-2]))) for t in taps)
