@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--classes", type=int, default=5)
     p.add_argument("--iterations", type=int, default=3)
     p.add_argument("--granularity", default="frame")
-    p.add_argument("--budget-pct", type=float, default=3.0)
+    p.add_argument("--per-iteration", type=int, default=1, help="samples per iteration (default 1)")
+    p.add_argument("--budget-pct", type=float, help="instead of --per-iteration: total clicks %%")
     p.add_argument("--work", type=Path, help="work folder (default: a temporary one, deleted)")
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args(argv)
@@ -50,13 +51,15 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             setup = s.prepare()
             setup_s = time.perf_counter() - start
-            report = run_loop(s, LoopSettings(args.iterations, budget_pct=args.budget_pct),
+            per = None if args.budget_pct else args.per_iteration
+            report = run_loop(s, LoopSettings(args.iterations, per_iteration=per, budget_pct=args.budget_pct),
                               SimulatedAnnotator(s.gt, ignore_index=s.classes.ignore_index), write_report=False)
             steps = [it.info.get("finetune", {}).get("steps") for it in s.iterations]
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     w, h = report["size"]
     print(f"clip: {n} frames {w}x{h}, {args.classes} classes, granularity {args.granularity},"
-          f" budget {args.budget_pct}% (synthesised in {synth_s:.0f} s)")
+          + (f" budget {args.budget_pct}%" if args.budget_pct else f" {args.per_iteration} sample(s) per iteration")
+          + f" (synthesised in {synth_s:.0f} s)")
     print("one-off preparation, seconds per frame: "
           + ", ".join(f"{k} {v / n:.3f}" for k, v in setup.items()) + f" (total {setup_s / n:.3f})")
     parts = ("select", "annotate", "finetune", "predict")
