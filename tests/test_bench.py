@@ -263,3 +263,51 @@ def test_bench_refuses_to_resume_with_other_settings(data: Path, tmp_path: Path,
     (out / "bench.json").write_text(json.dumps({"settings": {"iterations": 5}}))
     assert main(["bench", str(data), "--out", str(out), "--iterations", "2"]) == 2
     assert "holds a bench run with other settings" in capsys.readouterr().err
+
+
+_ORPHAN_SCRIPT = """
+import os, sys, time
+from hvsa.bench.runner import _Workers
+
+def pid_then_sleep(seconds):
+    time.sleep(seconds)
+    return os.getpid()
+
+if __name__ == "__main__":
+    workers = _Workers(2, 1)
+    for _, pid, _ in workers.run(pid_then_sleep, [(0.0,), (0.0,)]):
+        print(pid, flush=True)
+    list(workers.run(pid_then_sleep, [(600.0,), (600.0,)]))  # killed in here
+"""
+
+
+def test_workers_end_when_the_bench_process_is_killed(tmp_path: Path) -> None:
+    """A killed ``hvsa bench`` (SIGKILL: no clean-up runs) leaves no worker behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "bench_parent.py"
+    script.write_text(_ORPHAN_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    pids = {int(proc.stdout.readline()), int(proc.stdout.readline())}
+    time.sleep(0.5)  # both workers are now sleeping in their second call
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        try:  # a zombie of an exited worker counts as gone
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 20
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in pids if alive(p)], "workers outlived the killed bench process"

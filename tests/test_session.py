@@ -146,29 +146,37 @@ def test_exports_and_predictions(tmp_path: Path, clip: Path) -> None:
         assert s.frame_confidence().shape == (10,)
 
 
-def test_click_estimates_are_calibrated_on_the_annotated_samples(tmp_path: Path, clip: Path) -> None:
-    """Estimates scale by charged / estimated over the annotated samples, with the estimate
-    taken both at selection time and on the latest prediction (the larger ratio wins)."""
+def test_click_estimates_are_calibrated_on_samples_estimated_from_a_prediction(tmp_path: Path, clip: Path) -> None:
+    """Before any annotation every sample is priced at the prior (full-video clicks per
+    sample); afterwards at the click model on the prediction, times charged / estimated over
+    the samples whose estimate came from a prediction, and never below the prior."""
     from dataclasses import replace
 
     class Costly(SimulatedAnnotator):
         def annotate(self, request):  # noqa: ANN001, ANN201
             return replace(super().annotate(request), clicks=400)
 
-    with Session.create(tmp_path / "s", clip, finetune=FAST, granularity="frame") as s:
+    with Session.create(tmp_path / "s", clip, finetune=FAST, granularity="rec32") as s:
         s.prepare()
-        batch = s.select(2)
-        s.annotate(batch, Costly(s.gt))
-        picked = batch.pool_indices
-        at_selection = float(np.nansum(batch.est_clicks))
-        est = np.full(len(s.pool), 5.0)
-        est[picked] = 10.0  # the latest prediction prices the annotated frames at 10 each
-        # charged 800: 40 times the 20 estimated now, which beats 800 / (estimate at selection)
-        assert 800 / at_selection < 40
-        assert s._click_calibration(est) == pytest.approx(40.0)  # noqa: SLF001
-        np.testing.assert_allclose(s._estimated_clicks({"est_clicks": est}), est * 40.0)  # noqa: SLF001
-        # a prediction that prices them above the charge never shrinks the estimates
-        assert s._click_calibration(np.full(len(s.pool), 1e6)) == pytest.approx(max(800 / at_selection, 1.0))  # noqa: SLF001
+        prior = s.full_video_clicks / len(s.pool)
+        est, source = s._estimated_clicks({"est_clicks": np.zeros(len(s.pool))})  # noqa: SLF001
+        assert source == "prior" and np.allclose(est, max(prior, 1.0))
+        first = s.select(2)
+        s.annotate(first, Costly(s.gt))
+        s.finetune(show_progress=False)
+        s.predict()
+        # the first batch was priced by the prior: it says nothing of the prediction's estimates
+        assert s._click_calibration() == 1.0  # noqa: SLF001
+        second = s.select(3)
+        s.annotate(second, Costly(s.gt))
+        rows = {it.iteration: it.info["estimates"] for it in s.iterations}
+        assert rows == {1: "prior", 2: "prediction"}
+        ratio = 3 * 400 / float(np.sum(second.est_clicks))
+        assert s._click_calibration() == pytest.approx(ratio)  # noqa: SLF001
+        raw = np.linspace(0.0, 50.0, len(s.pool))
+        est, source = s._estimated_clicks({"est_clicks": raw})  # noqa: SLF001
+        assert source == "prediction"
+        np.testing.assert_allclose(est, np.maximum(raw * ratio, max(prior, 1.0)))
 
 
 def test_iterations_without_annotations_neither_train_nor_advance_the_selector(tmp_path: Path, clip: Path) -> None:

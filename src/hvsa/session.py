@@ -477,7 +477,8 @@ class Session:
             uncertainty=stats["uncertainty"][free] if "uncertainty" in needs else None,
             features=stats["features"][free].astype(np.float32) if "features" in needs else None,
         )
-        est = self._estimated_clicks(stats)[free]
+        est, source = self._estimated_clicks(stats)
+        est = est[free]
         rng = self._rng(k, 1)
         if budget_clicks is None:
             picks = self.selector.select(candidates, int(per_iteration), iteration=self._selection_round(k), rng=rng)
@@ -485,7 +486,8 @@ class Session:
             picks = self._fit_budget(candidates, est, float(budget_clicks), k, rng)
         chosen = free[picks]
         t, n = self.pool.sample_indices(chosen)
-        self.store.start_iteration(k, len(chosen), budget_clicks, info={"selector": self.config.selector})
+        self.store.start_iteration(k, len(chosen), budget_clicks,
+                                   info={"selector": self.config.selector, "estimates": source})
         self.store.add_selections(k, [(p, a, b, e) for p, a, b, e in zip(chosen, t, n, est[picks])])
         return self._batch_of(k)
 
@@ -511,41 +513,35 @@ class Session:
                 raise InputError(f"{self.config.samples_from}: the reference session has no iteration {k} yet; run it first")
             rows = ref.selections(k)
         self.store.start_iteration(k, len(rows), it.budget,
-                                   info={"selector": self.config.selector, "samples_from": self.config.samples_from})
+                                   info={"selector": self.config.selector, "samples_from": self.config.samples_from,
+                                         "estimates": it.info.get("estimates")})
         self.store.add_selections(k, [(r.pool_index, r.t, r.n, r.est_clicks) for r in rows])
         return self._batch_of(k)
 
-    def _estimated_clicks(self, stats: dict[str, np.ndarray]) -> np.ndarray:
-        """Estimated clicks per sample: the click model run on the latest prediction, scaled by
-        the charged/estimated ratio of the samples annotated so far when that is above 1.
+    def _estimated_clicks(self, stats: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
+        """(estimated clicks per sample float64, where they came from: "prior" or "prediction").
 
-        Before any annotation, with a decoder that was never trained, the prediction says
-        nothing about the content: every sample is then estimated at the full-video clicks per
-        sample (at least 1).
+        The prior is the full-video clicks per sample (at least 1): before any annotation, with
+        a decoder that was never trained, the prediction says nothing about the content, so
+        every sample is estimated at that. Afterwards the estimate is the click model run on
+        the latest prediction, times the calibration of :meth:`_click_calibration`, and never
+        below the prior: a network's prediction is smoother than the truth (a paraglider's
+        lines, a fence) and would otherwise make frames look far cheaper than they are.
         """
+        full = self.full_video_clicks
+        prior = max(full / max(len(self.pool), 1), 1.0) if full else 1.0
         if not self.store.annotated_frames() and self.config.model is None:
-            full = self.full_video_clicks
-            mean = full / max(len(self.pool), 1) if full else 1.0
-            return np.full(len(self.pool), max(mean, 1.0))
+            return np.full(len(self.pool), prior), "prior"
         est = stats["est_clicks"].astype(np.float64)
-        return np.maximum(est * self._click_calibration(est), 1.0)
+        return np.maximum(est * self._click_calibration(), prior), "prediction"
 
-    def _click_calibration(self, est: np.ndarray) -> float:
-        """How many times more clicks the annotated samples were charged than estimated, at
-        least 1: the larger of the ratio against the estimates made when they were selected
-        and against ``est`` (the click model on the latest prediction) over the same samples.
-
-        A network's prediction is smoother than the truth (a paraglider's lines, a fence), so
-        the click model run on it underestimates; the second ratio measures that on the
-        samples whose truth is known, with the same prediction the new estimates come from.
-        """
-        charged, estimated = self.store.charged_and_estimated()
-        ratio = charged / estimated if estimated > 0 else 1.0
-        index, clicks = self.store.annotated_clicks()
-        now = float(est[index].sum())
-        if now > 0:
-            ratio = max(ratio, float(clicks.sum()) / now)
-        return max(ratio, 1.0)
+    def _click_calibration(self) -> float:
+        """charged / estimated clicks over the annotated samples whose estimate came from a
+        prediction (the selection-time estimate of a sample nobody had seen is an unbiased
+        test of the estimator); 1 until there are such samples."""
+        informed = [r.iteration for r in self.store.iterations() if r.info.get("estimates") == "prediction"]
+        charged, estimated = self.store.charged_and_estimated(informed)
+        return charged / estimated if estimated > 0 else 1.0
 
     def _fit_budget(self, candidates, est: np.ndarray, allowance: float, k: int, rng: np.random.Generator) -> np.ndarray:  # noqa: ANN001
         """Pick samples whose estimated clicks fit ``allowance``: ask the selector for

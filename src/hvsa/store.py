@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -379,11 +379,6 @@ class Store:
             return int(self._query("SELECT COUNT(*) FROM annotations")[0][0])
         return int(self._query("SELECT COUNT(*) FROM annotations WHERE iteration = ?", (iteration,))[0][0])
 
-    def annotated_clicks(self) -> tuple[np.ndarray, np.ndarray]:
-        """(pool indices int64 (m,), charged clicks int64 (m,)) of every annotated sample."""
-        rows = self._query("SELECT pool_index, clicks FROM annotations ORDER BY pool_index")
-        return np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.int64)
-
     def annotated_frames(self) -> list[int]:
         return [r[0] for r in self._query("SELECT DISTINCT t FROM annotations ORDER BY t")]
 
@@ -397,13 +392,19 @@ class Store:
         c, p = self._query(sql, args)[0]
         return int(c), int(p)
 
-    def charged_and_estimated(self) -> tuple[float, float]:
+    def charged_and_estimated(self, iterations: Sequence[int] | None = None) -> tuple[float, float]:
         """(charged clicks, estimated clicks) summed over selected samples that were annotated
-        and had an estimate: their ratio calibrates later estimates."""
-        c, e = self._query(
-            "SELECT COALESCE(SUM(a.clicks), 0), COALESCE(SUM(s.est_clicks), 0) FROM selections s"
-            " JOIN annotations a ON a.pool_index = s.pool_index WHERE s.est_clicks IS NOT NULL"
-        )[0]
+        and had an estimate (of the given iterations only, when given): their ratio calibrates
+        later estimates."""
+        sql = ("SELECT COALESCE(SUM(a.clicks), 0), COALESCE(SUM(s.est_clicks), 0) FROM selections s"
+               " JOIN annotations a ON a.pool_index = s.pool_index WHERE s.est_clicks IS NOT NULL")
+        args: tuple = ()
+        if iterations is not None:
+            if not iterations:
+                return 0.0, 0.0
+            sql += f" AND s.iteration IN ({', '.join('?' * len(iterations))})"
+            args = tuple(int(i) for i in iterations)
+        c, e = self._query(sql, args)[0]
         return float(c), float(e)
 
     def click_log(self, pool_index: int | None = None) -> list[dict]:

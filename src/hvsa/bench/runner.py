@@ -124,8 +124,25 @@ def machine_info() -> dict:
 # ---------------------------------------------------------------------------------- workers
 
 
-def _init_worker(threads: int) -> None:
-    """Limit a worker process to ``threads`` threads (torch, OpenCV, BLAS) and silence bars."""
+def _exit_with_parent(parent: int, every: float = 0.5) -> None:
+    """End this process as soon as ``parent`` is no longer its parent (killed or gone): a
+    killed ``hvsa bench`` must not leave its workers running runs on the machine."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            time.sleep(every)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="hvsa-parent-watch", daemon=True).start()
+
+
+def _init_worker(threads: int, parent: int | None = None) -> None:
+    """Limit a worker process to ``threads`` threads (torch, OpenCV, BLAS), silence bars, and
+    end it when the ``parent`` process dies."""
+    if parent is not None:
+        _exit_with_parent(parent)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
     os.environ["HVSA_PROGRESS"] = "0"
@@ -254,7 +271,7 @@ class _Workers:
             from concurrent.futures import ProcessPoolExecutor
 
             self._pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_init_worker, initargs=(threads,))
+                                             initializer=_init_worker, initargs=(threads, os.getpid()))
 
     def run(self, fn: Callable, calls: Sequence[tuple]) -> Iterator[tuple[tuple, object, BaseException | None]]:
         """Yield (args, result, error) for each call of ``fn(*args)`` as it completes."""
