@@ -115,6 +115,24 @@ def test_budget_mode_keeps_estimates_within_the_allowance(tmp_path: Path, clip: 
     assert report["iterations"][-1]["clicks"] > 0
 
 
+def test_a_budget_batch_is_chosen_among_the_samples_that_fit(tmp_path: Path, clip: Path) -> None:
+    """The selector is asked only about candidates that fit the allowance on their own, so a
+    batch is empty only when none does (not because the selector's favourite is too dear)."""
+    from hvsa.select import Candidates
+
+    with Session.create(tmp_path / "s", clip, finetune=FAST, granularity="rec32", selector="random") as s:
+        n = 40
+        candidates = Candidates(index=np.arange(100, 100 + n))
+        est = np.full(n, 100.0)
+        est[[7, 23]] = 4.0
+        for seed in range(5):
+            picks = s._fit_budget(candidates, est, 10.0, 1, np.random.default_rng(seed))  # noqa: SLF001
+            assert sorted(picks.tolist()) == [7, 23]
+        picks = s._fit_budget(candidates, est, 5.0, 1, np.random.default_rng(0))  # noqa: SLF001
+        assert len(picks) == 1 and picks[0] in (7, 23)
+        assert len(s._fit_budget(candidates, est, 3.0, 1, np.random.default_rng(0))) == 0  # noqa: SLF001
+
+
 def test_create_and_open_errors(tmp_path: Path, clip: Path) -> None:
     with Session.create(tmp_path / "s", clip, finetune=FAST):
         pass
@@ -148,8 +166,9 @@ def test_exports_and_predictions(tmp_path: Path, clip: Path) -> None:
 
 def test_click_estimates_are_calibrated_on_samples_estimated_from_a_prediction(tmp_path: Path, clip: Path) -> None:
     """Before any annotation every sample is priced at the prior (full-video clicks per
-    sample); afterwards at the click model on the prediction, times charged / estimated over
-    the samples whose estimate came from a prediction, and never below the prior."""
+    sample); afterwards at the click model on the prediction rescaled to the full-video cost,
+    times charged / estimated over the samples whose estimate came from a prediction, and
+    never below 1 click."""
     from dataclasses import replace
 
     class Costly(SimulatedAnnotator):
@@ -176,7 +195,9 @@ def test_click_estimates_are_calibrated_on_samples_estimated_from_a_prediction(t
         raw = np.linspace(0.0, 50.0, len(s.pool))
         est, source = s._estimated_clicks({"est_clicks": raw})  # noqa: SLF001
         assert source == "prediction"
-        np.testing.assert_allclose(est, np.maximum(raw * ratio, max(prior, 1.0)))
+        scaled = raw * (s.full_video_clicks / raw.sum())
+        np.testing.assert_allclose(est, np.maximum(scaled * ratio, 1.0))
+        assert est.sum() == pytest.approx(s.full_video_clicks * ratio, rel=0.05)
 
 
 def test_iterations_without_annotations_neither_train_nor_advance_the_selector(tmp_path: Path, clip: Path) -> None:

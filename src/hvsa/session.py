@@ -523,17 +523,24 @@ class Session:
 
         The prior is the full-video clicks per sample (at least 1): before any annotation, with
         a decoder that was never trained, the prediction says nothing about the content, so
-        every sample is estimated at that. Afterwards the estimate is the click model run on
-        the latest prediction, times the calibration of :meth:`_click_calibration`, and never
-        below the prior: a network's prediction is smoother than the truth (a paraglider's
-        lines, a fence) and would otherwise make frames look far cheaper than they are.
+        every sample is estimated at that. Afterwards the click model run on the latest
+        prediction ranks the samples, and when the full-video cost is known (ground truth) it
+        fixes their scale: the estimates are rescaled to sum to it. A young network's
+        prediction is noisier than the truth in some places (specks, each a polygon) and
+        smoother in others (a paraglider's lines, a fence), so its raw clicks are off by a
+        video-wide factor that the known total removes. What remains, the selector's taste for
+        samples that cost more (or less) than their estimate, is corrected by
+        :meth:`_click_calibration`. No sample is estimated below 1 click.
         """
         full = self.full_video_clicks
-        prior = max(full / max(len(self.pool), 1), 1.0) if full else 1.0
+        n = len(self.pool)
         if not self.store.annotated_frames() and self.config.model is None:
-            return np.full(len(self.pool), prior), "prior"
+            return np.full(n, max(full / max(n, 1), 1.0) if full else 1.0), "prior"
         est = stats["est_clicks"].astype(np.float64)
-        return np.maximum(est * self._click_calibration(), prior), "prediction"
+        total = float(est.sum())
+        if full and total > 0:
+            est = est * (full / total)
+        return np.maximum(est * self._click_calibration(), 1.0), "prediction"
 
     def _click_calibration(self) -> float:
         """charged / estimated clicks over the annotated samples whose estimate came from a
@@ -544,15 +551,24 @@ class Session:
         return charged / estimated if estimated > 0 else 1.0
 
     def _fit_budget(self, candidates, est: np.ndarray, allowance: float, k: int, rng: np.random.Generator) -> np.ndarray:  # noqa: ANN001
-        """Pick samples whose estimated clicks fit ``allowance``: ask the selector for
-        b = allowance / mean estimate, then keep its picks in rank order while they fit."""
-        if allowance <= 0 or len(candidates) == 0:
+        """Pick samples whose estimated clicks fit ``allowance``.
+
+        The selector chooses b = allowance / (their mean estimate) among the candidates that
+        fit on their own; its picks are kept in rank order while the running total fits.
+        Its first pick always fits, so a batch is empty only when no candidate does.
+        """
+        from hvsa.select import Candidates
+
+        fitting = np.flatnonzero(est <= allowance) if allowance > 0 else np.zeros(0, np.int64)
+        if len(fitting) == 0:
             return np.zeros(0, np.int64)
-        fitting = est <= allowance
-        if not fitting.any():
-            return np.zeros(0, np.int64)
-        b = int(max(1, math.floor(allowance / float(np.mean(est)))))
-        picks = self.selector.select(candidates, b, iteration=self._selection_round(k), rng=rng)
+        sub = Candidates(
+            index=candidates.index[fitting],
+            uncertainty=None if candidates.uncertainty is None else candidates.uncertainty[fitting],
+            features=None if candidates.features is None else candidates.features[fitting],
+        )
+        b = int(max(1, math.floor(allowance / float(np.mean(est[fitting])))))
+        picks = fitting[self.selector.select(sub, b, iteration=self._selection_round(k), rng=rng)]
         keep, spent = [], 0.0
         for p in picks:
             if spent + est[p] <= allowance:
