@@ -403,6 +403,22 @@ class Session:
             self.store.set_meta("full_video_clicks", int(value))
         return None if value is None else int(value)
 
+    @property
+    def pool_clicks(self) -> int | None:
+        """Clicks to annotate every sample of the pool (ground truth needed): the scale of the
+        click estimates in budget mode; computed once, stored."""
+        value = self.store.get_meta("pool_clicks")
+        if value is None and self.gt is not None:
+            from hvsa.cost import pool_clicks
+
+            value = sum(
+                int(pool_clicks(self.gt[t], self.pool.region_map(t), self.pool.num_samples(t),
+                                epsilon=self.config.epsilon, ignore_index=self.classes.ignore_index).sum())
+                for t in range(self.num_frames)
+            )
+            self.store.set_meta("pool_clicks", int(value))
+        return None if value is None else int(value)
+
     def prepare(self) -> dict:
         """Fill every cache the loop needs (flows, encoder taps, pools, first prediction).
 
@@ -422,6 +438,7 @@ class Session:
         if self.gt is not None:
             start = time.perf_counter()
             self.full_video_clicks  # noqa: B018 - computes and stores
+            self.pool_clicks  # noqa: B018 - computes and stores
             seconds["full_video_clicks"] = time.perf_counter() - start
         if not self._stats_path(self._latest_prediction()).is_file():
             start = time.perf_counter()
@@ -521,25 +538,25 @@ class Session:
     def _estimated_clicks(self, stats: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
         """(estimated clicks per sample float64, where they came from: "prior" or "prediction").
 
-        The prior is the full-video clicks per sample (at least 1): before any annotation, with
-        a decoder that was never trained, the prediction says nothing about the content, so
-        every sample is estimated at that. Afterwards the click model run on the latest
-        prediction ranks the samples, and when the full-video cost is known (ground truth) it
-        fixes their scale: the estimates are rescaled to sum to it. A young network's
-        prediction is noisier than the truth in some places (specks, each a polygon) and
-        smoother in others (a paraglider's lines, a fence), so its raw clicks are off by a
-        video-wide factor that the known total removes. What remains, the selector's taste for
-        samples that cost more (or less) than their estimate, is corrected by
+        The prior is the mean clicks per sample of the pool (at least 1): before any
+        annotation, with a decoder that was never trained, the prediction says nothing about
+        the content, so every sample is estimated at that. Afterwards the click model run on
+        the latest prediction ranks the samples and, when the pool's total is known (ground
+        truth: the budget's own denominator is priced from it too), is rescaled to that total.
+        A young network's prediction is noisier than the truth in some places (specks, each a
+        polygon) and smoother in others (a paraglider's lines, a fence), so its raw clicks are
+        off by a video-wide factor that the total removes. What remains, the selector's taste
+        for samples dearer (or cheaper) than their estimate, is corrected by
         :meth:`_click_calibration`. No sample is estimated below 1 click.
         """
-        full = self.full_video_clicks
+        total = self.pool_clicks
         n = len(self.pool)
         if not self.store.annotated_frames() and self.config.model is None:
-            return np.full(n, max(full / max(n, 1), 1.0) if full else 1.0), "prior"
+            return np.full(n, max(total / max(n, 1), 1.0) if total else 1.0), "prior"
         est = stats["est_clicks"].astype(np.float64)
-        total = float(est.sum())
-        if full and total > 0:
-            est = est * (full / total)
+        raw = float(est.sum())
+        if total and raw > 0:
+            est = est * (total / raw)
         return np.maximum(est * self._click_calibration(), 1.0), "prediction"
 
     def _click_calibration(self) -> float:
