@@ -311,3 +311,10 @@ def test_workers_end_when_the_bench_process_is_killed(tmp_path: Path) -> None:
     while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [p for p in pids if alive(p)], "workers outlived the killed bench process"
+
+
+def test_log_axis_minor_labels_only_at_2_3_and_5() -> None:
+    from hvsa.bench.plots import _minor_label
+
+    labels = [_minor_label(v) for v in (0.09, 0.2, 0.3, 0.4, 0.5, 2.0, 3.0, 7.0, 20.0, 0.0)]
+    assert labels == ["", "0.2", "0.3", "", "0.5", "2", "3", "", "20", ""]
