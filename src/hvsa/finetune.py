@@ -258,7 +258,7 @@ class FineTuner:
 
     def _strides(self, data: TrainingData) -> tuple[int, ...]:
         """Strides of the decoder's taps, finest first (read once from frame 0's taps)."""
-        if getattr(self, "_tap_strides", None) is None:
+        if self._tap_strides is None:
             self._tap_strides = tap_strides(data.taps(0), data.frame_hw)
         return self._tap_strides
 

@@ -409,13 +409,15 @@ class Session:
         click estimates in budget mode; computed once, stored."""
         value = self.store.get_meta("pool_clicks")
         if value is None and self.gt is not None:
-            from hvsa.cost import pool_clicks
-
-            value = sum(
-                int(pool_clicks(self.gt[t], self.pool.region_map(t), self.pool.num_samples(t),
-                                epsilon=self.config.epsilon, ignore_index=self.classes.ignore_index).sum())
-                for t in range(self.num_frames)
-            )
+            if self.config.granularity == "frame":  # one sample per frame: the full-video clicks
+                value = self.full_video_clicks
+            else:
+                frames = progress(range(self.num_frames), total=self.num_frames, desc="pool clicks", unit="frame")
+                value = sum(
+                    int(pool_clicks(self.gt[t], self.pool.region_map(t), self.pool.num_samples(t),
+                                    epsilon=self.config.epsilon, ignore_index=self.classes.ignore_index).sum())
+                    for t in frames
+                )
             self.store.set_meta("pool_clicks", int(value))
         return None if value is None else int(value)
 
