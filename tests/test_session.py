@@ -133,6 +133,40 @@ def test_a_budget_batch_is_chosen_among_the_samples_that_fit(tmp_path: Path, cli
         assert len(s._fit_budget(candidates, est, 3.0, 1, np.random.default_rng(0))) == 0  # noqa: SLF001
 
 
+def _underestimated_batch(s: Session, allowance: float) -> None:
+    """Start iteration 1 with every rec sample of frames 0-4, each estimated at 0.1 clicks."""
+    s.prepare()
+    picks = [p for p in range(len(s.pool)) if s.pool.sample_indices(np.array([p]))[0][0] < 5]
+    t, n = s.pool.sample_indices(np.array(picks))
+    s.store.start_iteration(1, len(picks), allowance)
+    s.store.add_selections(1, [(p, a, b, 0.1) for p, a, b in zip(picks, t, n)])
+
+
+def test_the_annotator_stops_when_the_allowance_is_spent(tmp_path: Path, clip: Path) -> None:
+    """Estimates far too low do not let an iteration overspend: samples are annotated in rank
+    order until the allowance is reached, the rest are withdrawn and free again; an interrupted
+    iteration stops at the same sample when resumed."""
+    allowance = 30.0
+    with Session.create(tmp_path / "s", clip, finetune=FAST, granularity="rec32", selector="random") as s:
+        _underestimated_batch(s, allowance)
+        picked = [r.pool_index for r in s.store.selections(1)]
+        charged = s.annotate(s.select(), SimulatedAnnotator(s.gt))
+        rows = s.store.annotations(iteration=1)
+        assert [r.pool_index for r in rows] == picked[: len(rows)] and 3 <= len(rows) < len(picked)
+        assert charged == sum(r.clicks for r in rows)
+        assert charged >= allowance > charged - rows[-1].clicks  # stopped at the first sample reaching it
+        assert [r.pool_index for r in s.store.selections(1)] == picked[: len(rows)]
+        assert s.store.iteration(1).samples == len(rows)
+        assert set(picked[len(rows):]).isdisjoint(s.store.selected_pool_indices().tolist())
+    with Session.create(tmp_path / "cut", clip, finetune=FAST, granularity="rec32", selector="random") as s:
+        _underestimated_batch(s, allowance)
+        with pytest.raises(_Interrupt):
+            s.annotate(s.select(), _DiesAfter(SimulatedAnnotator(s.gt), 2))
+    with Session.open(tmp_path / "cut") as s:
+        s.annotate(s.select(), SimulatedAnnotator(s.gt))
+        assert [(r.pool_index, r.clicks) for r in s.store.annotations(iteration=1)] == [(r.pool_index, r.clicks) for r in rows]
+
+
 def test_create_and_open_errors(tmp_path: Path, clip: Path) -> None:
     with Session.create(tmp_path / "s", clip, finetune=FAST):
         pass

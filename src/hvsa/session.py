@@ -614,16 +614,32 @@ class Session:
         return SampleRequest(sid=sid, pool_index=self.pool.pool_index(sid), mask=mask, bbox=self.pool.sample_bbox(sid))
 
     def annotate(self, batch: Batch, annotator: Annotator) -> int:
-        """Have ``annotator`` label every sample of ``batch`` not annotated yet; returns the
-        clicks charged. Each annotation is committed as soon as it is made."""
+        """Have ``annotator`` label the samples of ``batch`` not annotated yet, in rank order;
+        returns the clicks charged. Each annotation is committed as soon as it is made.
+
+        When the iteration has a click allowance (budget mode), the annotator is paid as they
+        go: once the clicks charged in this iteration reach the allowance, the rest of the batch
+        is withdrawn (free again for later iterations). The batch was chosen on estimated
+        clicks; this bounds what an iteration spends beyond its allowance by the clicks of its
+        last sample, however wrong the estimates were.
+        """
+        k = batch.iteration
         done = set(self.store.annotated_pool_indices().tolist())
+        allowance = self.store.iteration(k).budget
+        spent = sum(r.clicks for r in self.store.annotations(iteration=k))
         clicks = 0
-        todo = [(sid, p) for sid, p in zip(batch.samples, batch.pool_indices) if int(p) not in done]
-        for sid, _ in progress(todo, desc=f"annotating (iteration {batch.iteration})", unit="sample"):
+        todo = [(sid, int(p)) for sid, p in zip(batch.samples, batch.pool_indices) if int(p) not in done]
+        withdrawn: list[int] = []
+        for i, (sid, _) in enumerate(progress(todo, desc=f"annotating (iteration {k})", unit="sample")):
+            if allowance is not None and spent >= allowance:
+                withdrawn = [p for _, p in todo[i:]]
+                break
             answer = annotator.annotate(self.request(sid))
-            self.add_annotation(sid, answer, iteration=batch.iteration)
+            self.add_annotation(sid, answer, iteration=k)
             clicks += answer.clicks
-        self.store.update_iteration(batch.iteration, stage="annotated")
+            spent += answer.clicks
+        self.store.drop_selections(k, withdrawn)
+        self.store.update_iteration(k, stage="annotated")
         return clicks
 
     def add_annotation(self, sid: SampleId, answer: SampleLabels, *, iteration: int | None = None) -> None:

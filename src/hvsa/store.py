@@ -302,6 +302,18 @@ class Store:
             args = (iteration,)
         return [SelectionRow(*r) for r in self._query(sql + " ORDER BY iteration, rank", args)]
 
+    def drop_selections(self, iteration: int, pool_indices: Sequence[int]) -> None:
+        """Withdraw picks of ``iteration`` that were never annotated (the iteration's click
+        allowance ran out first); they become free for later iterations, and the iteration's
+        sample count follows."""
+        if not pool_indices:
+            return
+        with self.transaction() as db:
+            db.executemany("DELETE FROM selections WHERE iteration = ? AND pool_index = ?",
+                           [(iteration, int(p)) for p in pool_indices])
+            db.execute("UPDATE iterations SET samples = (SELECT COUNT(*) FROM selections WHERE iteration = ?)"
+                       " WHERE iteration = ?", (iteration, iteration))
+
     def selected_pool_indices(self) -> np.ndarray:
         return np.array([r[0] for r in self._query("SELECT pool_index FROM selections")], np.int64)
 
