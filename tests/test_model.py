@@ -41,6 +41,22 @@ def test_batchnorm_stays_frozen_in_training_mode(net: torch.nn.Module) -> None:
         net.eval()
 
 
+def test_a_new_network_and_a_tap_cache_move_no_batchnorm_statistics(tmp_path: Path) -> None:
+    """A freshly built network already has its encoder's BatchNorm frozen, and opening a tap
+    cache (its shape probe) on a network in any mode changes no running statistic: the cache key
+    is the encoder's digest, and pre-trained checkpoints share the ImageNet taps."""
+    from hvsa.model.taps import encoder_digest
+
+    fresh = build_model(ModelConfig(num_classes=3))
+    assert fresh.training and not any(m.training for m in fresh.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    digest = encoder_digest(fresh)
+    fresh(torch.randn(2, 3, 32, 32) * 5)
+    for mode in (True, False):
+        TapCache(fresh.train(mode), _Frames(np.zeros((1, 32, 48, 3), np.uint8)), tmp_path).close()
+        assert fresh.training == mode
+    assert encoder_digest(fresh) == digest
+
+
 def test_normalize_accepts_hwc_uint8() -> None:
     frames = torch.full((1, 4, 5, 3), 255, dtype=torch.uint8)
     x = SegNet.normalize(frames)

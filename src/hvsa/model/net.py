@@ -80,6 +80,7 @@ class SegNet(nn.Module):
             [_TAP_CHANNELS[s] for s in config.taps], config.num_classes, config.decoder_channels
         )
         self._tap_index = [TAP_STRIDES.index(s) for s in config.taps]
+        self.train()  # a new module is in training mode, its encoder's BatchNorm too: freeze them
 
     normalize = staticmethod(LiteEncoder.normalize)
 

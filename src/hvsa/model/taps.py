@@ -54,8 +54,10 @@ class TapCache:
         self.device = torch.device(device)
         key = hashlib.sha1(f"{video.identity()}:{encoder_digest(model)}".encode()).hexdigest()[:16]
         h, w = video.hw
-        with torch.no_grad():
-            probe = model.encode(torch.zeros(1, 3, h, w))
+        was_training = model.training
+        with torch.inference_mode():  # in eval mode: a probe must not move any BatchNorm statistics
+            probe = model.eval().encode(torch.zeros(1, 3, h, w))
+        model.train(was_training)
         self.shapes = [tuple(p.shape[1:]) for p in probe]
         self._arrays = [
             DiskArray.open_or_create(
