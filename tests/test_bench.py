@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hvsa.bench.grid import Grid, RunSpec, SequenceRef, find_sequences, parse_list
+from hvsa.bench.grid import Grid, RunSpec, SequenceRef, find_sequences, folds, parse_list
 from hvsa.bench.report import budget_table, markdown_table, reach_table, timing_table
 from hvsa.bench.results import (
     COLUMNS,
@@ -103,6 +103,24 @@ def test_find_sequences_names_datasets(tmp_path: Path) -> None:
         find_sequences([tmp_path / "flow"])
     with pytest.raises(InputError, match="given twice"):
         find_sequences([tmp_path / "davis", tmp_path / "davis" / "dog"])
+
+
+def test_folds_split_each_dataset_round_robin_and_train_on_the_rest() -> None:
+    seqs = [SequenceRef("davis", n, f"/d/{n}") for n in ("e", "a", "d", "b", "c")]
+    seqs.append(SequenceRef("camvid", "x", "/c/x"))
+    seqs.append(SequenceRef("camvid", "y", "/c/y"))
+    got = {f.name: ([s.name for s in f.test], [s.name for s in f.train]) for f in folds(seqs, 2)}
+    assert got == {
+        "camvid/fold0": (["x"], ["y"]), "camvid/fold1": (["y"], ["x"]),
+        "davis/fold0": (["a", "c", "e"], ["b", "d"]), "davis/fold1": (["b", "d"], ["a", "c", "e"]),
+    }  # fmt: skip
+    loo = folds(seqs[:5], 5)
+    assert [[s.name for s in f.test] for f in loo] == [["a"], ["b"], ["c"], ["d"], ["e"]]
+    assert all(len(f.train) == 4 for f in loo)
+    with pytest.raises(InputError, match="camvid has 2 sequence"):
+        folds(seqs, 3)
+    with pytest.raises(InputError, match="at least 2 folds"):
+        folds(seqs, 1)
 
 
 # ---------------------------------------------------------------------------------- results and scoring

@@ -67,3 +67,42 @@ def test_bench_starts_every_run_from_the_model(clips: Path, tmp_path: Path) -> N
     assert json.loads((run / "config.json").read_text())["model"] == str(model.resolve())
     assert load_checkpoint(run / "checkpoints" / "iter-0.pt")[2]["from"] == str(model.resolve())
     assert json.loads((out / "bench.json").read_text())["settings"]["model"] == str(model.resolve())
+
+
+def test_pretraining_leaves_the_encoder_and_so_its_tap_cache_key_unchanged(clips: Path, tmp_path: Path) -> None:
+    """The bench fills a sequence's tap cache once, with the ImageNet encoder, and the runs that
+    start from a pre-trained checkpoint read the same files: that holds while pre-training
+    leaves the encoder as it was."""
+    from hvsa.model import ModelConfig, build_model
+    from hvsa.model.taps import encoder_digest
+
+    net, _, _ = load_checkpoint(pretrain([clips / "s1"], tmp_path / "m.pt", config=PretrainConfig(steps=3))[0])
+    assert encoder_digest(net) == encoder_digest(build_model(ModelConfig(num_classes=3)))
+
+
+def test_bench_cross_validates_the_pretrained_start(clips: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """--pretrain-folds: every run starts from the network of its fold, trained on the other
+    folds' sequences only; finished folds are not trained again on resume."""
+    out = tmp_path / "bench"
+    argv = ["bench", str(clips), "--out", str(out), "--method", "lp", "--budget-pct", "50", "--iterations", "1",
+            "--pretrain-folds", "3", "--pretrain-epochs", "1", "--jobs", "2"]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "pre-trained synth/fold0 on 2 sequence(s)" in text and text.count("pre-trained synth/fold") == 3
+    for i, name in enumerate(("s1", "s2", "s3")):
+        model = out / "models" / "synth" / f"fold{i}.pt"
+        trained_on = load_checkpoint(model)[2]["pretrain"]["data"]
+        assert sorted(Path(p).name for p in trained_on) == sorted({"s1", "s2", "s3"} - {name})
+        run = out / "runs" / "synth" / name / "frame-hvsa-lp-b50-s0"
+        assert json.loads((run / "run.json").read_text())["model"] == str(model)
+        assert load_checkpoint(run / "checkpoints" / "iter-0.pt")[2]["from"] == str(model)
+    settings = json.loads((out / "bench.json").read_text())["settings"]
+    assert settings["pretrain_folds"] == 3 and settings["pretrain"]["epochs"] == 1.0 and settings["model"] is None
+    stamps = [p.stat().st_mtime_ns for p in sorted((out / "models").rglob("*.pt"))]
+    assert main([*argv[:4], "--budget-pct", "50,60", *argv[6:]]) == 0  # extend the grid: 3 new runs
+    assert "pre-trained" not in capsys.readouterr().out
+    assert [p.stat().st_mtime_ns for p in sorted((out / "models").rglob("*.pt"))] == stamps
+    assert main([*argv, "--model", str(out / "models" / "synth" / "fold0.pt")]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+    assert main(["bench", str(clips), "--out", str(tmp_path / "other"), "--pretrain-folds", "4"]) == 2
+    assert "synth has 3 sequence(s), fewer than 4 folds" in capsys.readouterr().err

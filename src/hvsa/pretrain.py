@@ -87,7 +87,7 @@ def pretrain(
     *,
     size: tuple[int, int] | None = None,
     config: PretrainConfig | None = None,
-    cache_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     device: str = "cpu",
     on_step: Callable[[int, int, dict], None] | None = None,
 ) -> tuple[Path, dict]:
@@ -98,7 +98,8 @@ def pretrain(
         out: checkpoint path (:func:`hvsa.model.save_checkpoint` format).
         size: working (W, H); required when the sequences' default working sizes differ.
         config: training settings.
-        cache_dir: folder of the frame, label and tap caches (default: the hvsa cache).
+        cache_dir: folder of the frame, label and tap caches (default: the hvsa cache), or one
+            folder per sequence of ``data`` (as ``hvsa bench`` keeps them).
         device: torch device.
         on_step: called with (step, total, losses) after each step.
 
@@ -119,12 +120,17 @@ def pretrain(
     cfg = config or PretrainConfig()
     if not data:
         raise InputError("pretrain: give at least one labelled sequence")
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if cache_dir is None or isinstance(cache_dir, (str, os.PathLike)):
+        caches = [Path(cache_dir) if cache_dir is not None else default_cache_dir()] * len(data)
+    else:
+        caches = [Path(c) for c in cache_dir]
+        if len(caches) != len(data):
+            raise InputError(f"pretrain: {len(data)} sequences but {len(caches)} cache folders")
     dev = torch.device(device)
     opened: list = []
     taps: list = []
     try:
-        for path in data:
+        for path, cache in zip(data, caches):
             d = open_data(path, size, cache_dir=cache)
             opened.append(d)
             if d.labels is None:
@@ -146,7 +152,7 @@ def pretrain(
         for p in model.encoder.parameters():
             p.requires_grad_(False)
         model = model.to(dev)
-        for d in opened:
+        for d, cache in zip(opened, caches):
             tc = TapCache(model, d.frames, cache / "taps", device=dev)
             taps.append(tc)
             tc.fill()

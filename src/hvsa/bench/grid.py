@@ -16,7 +16,7 @@ from pathlib import Path
 from hvsa.checks import check_path
 from hvsa.errors import InputError
 
-__all__ = ["SequenceRef", "RunSpec", "Grid", "find_sequences", "parse_list"]
+__all__ = ["SequenceRef", "RunSpec", "Grid", "Fold", "find_sequences", "folds", "parse_list"]
 
 
 @dataclass(frozen=True, order=True)
@@ -101,6 +101,48 @@ def find_sequences(folders: Sequence[str | os.PathLike]) -> list[SequenceRef]:
     if dup:
         raise InputError(f"sequences {dup} are given twice; pass each data folder once")
     return sorted(found)
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One fold of a dataset's cross-validation: its runs start from a network pre-trained on
+    ``train``, the dataset's sequences outside the fold (``test``)."""
+
+    dataset: str
+    index: int
+    test: tuple[SequenceRef, ...]
+    train: tuple[SequenceRef, ...]
+
+    @property
+    def name(self) -> str:
+        """``dataset/fold<i>``: the checkpoint's path under ``OUT/models`` without ``.pt``."""
+        return f"{self.dataset}/fold{self.index}"
+
+
+def folds(sequences: Sequence[SequenceRef], k: int) -> list[Fold]:
+    """Split each dataset's sequences into ``k`` folds, round robin in name order (sequence i of
+    a dataset goes to fold i mod k), for a pre-trained start that never saw the sequence it
+    annotates. ``k`` equal to a dataset's sequence count is leave-one-out.
+
+    Raises:
+        InputError: ``k`` < 2, or a dataset has fewer than ``k`` sequences.
+    """
+    if k < 2:
+        raise InputError(f"pretrain-folds: expected at least 2 folds, got {k}")
+    by_dataset: dict[str, list[SequenceRef]] = {}
+    for seq in sorted(sequences):
+        by_dataset.setdefault(seq.dataset, []).append(seq)
+    out = []
+    for dataset, seqs in sorted(by_dataset.items()):
+        if len(seqs) < k:
+            raise InputError(
+                f"pretrain-folds: {dataset} has {len(seqs)} sequence(s), fewer than {k} folds; give it more"
+                " sequences or use fewer folds"
+            )
+        for i in range(k):
+            test = tuple(seqs[i::k])
+            out.append(Fold(dataset, i, test, tuple(s for s in seqs if s not in test)))
+    return out
 
 
 def parse_list(text: str, what: str, kind: type = str) -> tuple:

@@ -7,6 +7,8 @@ Layout of a bench folder::
     OUT/report.md, OUT/figures/    the report (hvsa.bench.report), regenerated from results.csv
     OUT/cache/<dataset>/<seq>/     video caches shared by the runs of a sequence (frames, labels,
                                    flows, encoder taps, pools), filled once before its runs
+    OUT/models/<dataset>/fold<i>.pt  with ``pretrain_folds``: the network the runs of fold i's
+                                   sequences start from, pre-trained on the dataset's other folds
     OUT/runs/<run id>/             one session folder per run (+ run.json, its parameters)
 
 A run whose ``report.json`` lists every iteration is skipped; an interrupted one resumes where
@@ -23,13 +25,14 @@ import platform
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from hvsa.bench.grid import Grid, RunSpec, SequenceRef, find_sequences
+from hvsa.bench.grid import Fold, Grid, RunSpec, SequenceRef, find_sequences, folds
 from hvsa.bench.results import ResultRow, rows_from_report, write_results
 from hvsa.errors import InputError
 from hvsa.finetune import FinetuneConfig
+from hvsa.pretrain import PretrainConfig
 
 __all__ = ["BenchSettings", "BenchOutcome", "run_bench", "collect_results", "machine_info"]
 
@@ -45,6 +48,12 @@ class BenchSettings:
         iterations: K, iterations per run (each budget is split over them).
         size: working (W, H), or None for the default (longest side 480).
         model: checkpoint the network starts from (``hvsa pretrain``), or None.
+        pretrain_folds: 0, or K >= 2: cross-validated pre-training instead of one ``model``.
+            Each dataset's sequences are split into K folds (:func:`hvsa.bench.grid.folds`); the
+            runs of a fold's sequences start from a network pre-trained (:func:`hvsa.pretrain.pretrain`)
+            on every frame of the dataset's other folds, so no run starts from a network that
+            has seen its own sequence's labels.
+        pretrain: the settings of that pre-training.
         finetune: fine-tuning settings (a method may fix some, e.g. finetune-only's lambda).
         flow_preset: DIS preset.
         samples_from: a method name: the runs of every other method annotate exactly the samples
@@ -60,11 +69,17 @@ class BenchSettings:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     flow_preset: str = "medium"
     samples_from: str | None = "hvsa"
+    pretrain_folds: int = 0
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
             raise InputError(f"iterations: expected >= 1, got {self.iterations}")
+        if self.pretrain_folds and self.model:
+            raise InputError("--model and --pretrain-folds exclude each other: one checkpoint for every run, or one per fold")
+        if self.pretrain_folds == 1 or self.pretrain_folds < 0:
+            raise InputError(f"pretrain-folds: expected 0 (off) or at least 2, got {self.pretrain_folds}")
 
     def identity(self) -> dict:
         """The settings that change results (bench.json compares them on resume)."""
@@ -75,7 +90,7 @@ class BenchSettings:
             "finetune": self.finetune.to_dict(),
             "flow_preset": self.flow_preset,
             "samples_from": self.samples_from,
-        }
+        } | ({"pretrain_folds": self.pretrain_folds, "pretrain": asdict(self.pretrain)} if self.pretrain_folds else {})
 
 
 @dataclass
@@ -182,6 +197,23 @@ def prepare_sequence(seq: SequenceRef, cache: str, settings: BenchSettings, gran
         for g in granularities:
             with Pool(g, data.frames, cache_dir=cache_dir / "pools") as pool:
                 pool.fill()
+    return time.perf_counter() - start
+
+
+def fold_model(out: Path, fold: Fold) -> Path:
+    """Where the checkpoint of ``fold`` lives in the bench folder ``out``."""
+    return out / "models" / f"{fold.name}.pt"
+
+
+def pretrain_fold(fold: Fold, out: str, settings: BenchSettings) -> float:
+    """Pre-train the network of ``fold`` on its training sequences (their caches filled) and
+    save it at :func:`fold_model` (atomically). Returns seconds spent."""
+    from hvsa.pretrain import pretrain
+
+    start = time.perf_counter()
+    root = Path(out)
+    pretrain([s.path for s in fold.train], fold_model(root, fold), size=settings.size, config=settings.pretrain,
+             cache_dir=[_sequence_cache(root, s) for s in fold.train], device=settings.device)
     return time.perf_counter() - start
 
 
@@ -345,6 +377,15 @@ def run_bench(
     }
     (out / _BENCH_FILE).write_text(json.dumps(bench, indent=1))
     outcome = BenchOutcome(runs=len(runs))
+    fold_of: dict[str, Fold] = {}
+    if settings.pretrain_folds:
+        for f in folds(sequences, settings.pretrain_folds):
+            fold_of.update((s.key, f) for s in f.test)
+
+    def settings_for(seq: SequenceRef) -> BenchSettings:
+        f = fold_of.get(seq.key)
+        return settings if f is None else replace(settings, model=str(fold_model(out, f)), pretrain_folds=0)
+
     refs = _references(runs, settings.samples_from)
     todo = [r for r in runs if not _is_complete(out, r, settings.iterations)]
     outcome.skipped = len(runs) - len(todo)
@@ -360,10 +401,42 @@ def run_bench(
         workers = _Workers(jobs, threads)
         seqs = sorted({r.sequence for r in todo})
         grans = sorted({r.granularity for r in todo})
-        bar = progress_bar(total=len(seqs) + len(todo), desc="bench", unit="task")
+        to_train = sorted({fold_of[s.key] for s in seqs if s.key in fold_of and not fold_model(out, fold_of[s.key]).is_file()},
+                          key=lambda f: f.name)
+        train_seqs = sorted({s for f in to_train for s in f.train})
+        bar = progress_bar(total=len(train_seqs) + len(to_train) + len(seqs) + len(todo), desc="bench", unit="task")
         try:
             blocked: set[str] = set()
-            prepares = [(seq, str(_sequence_cache(out, seq)), settings, grans) for seq in seqs]
+            if to_train:
+                # the folds' training sequences get their caches first (the ImageNet encoder's
+                # taps are the pre-trained network's: pre-training leaves the encoder frozen)
+                unready: set[str] = set()
+                prepares = [(seq, str(_sequence_cache(out, seq)), settings, ()) for seq in train_seqs]
+                for (seq, *_), _, err in workers.run(prepare_sequence, prepares):
+                    bar.update(1)
+                    if err is not None:
+                        unready.add(seq.key)
+                        echo(f"failed to prepare {seq.key}: {type(err).__name__}: {err}")
+                pretrains = []
+                for f in to_train:
+                    bad = [s.key for s in f.train if s.key in unready]
+                    if bad:
+                        blocked.update(s.key for s in f.test)
+                        echo(f"cannot pre-train {f.name}: {', '.join(bad)} could not be prepared")
+                        bar.update(1)
+                    else:
+                        pretrains.append((f, str(out), settings))
+                for (f, *_), seconds, err in workers.run(pretrain_fold, pretrains):
+                    bar.update(1)
+                    if err is not None:
+                        blocked.update(s.key for s in f.test)
+                        echo(f"failed to pre-train {f.name}: {type(err).__name__}: {err}")
+                    else:
+                        echo(f"pre-trained {f.name} on {len(f.train)} sequence(s) in {seconds:.0f} s"
+                             f" for {', '.join(s.name for s in f.test)}")
+            prepares = [(seq, str(_sequence_cache(out, seq)), settings_for(seq), grans) for seq in seqs
+                        if seq.key not in blocked]
+            bar.update(len(seqs) - len(prepares))
             for (seq, *_), _, err in workers.run(prepare_sequence, prepares):
                 bar.update(1)
                 if err is not None:
@@ -371,9 +444,9 @@ def run_bench(
                     echo(f"failed to prepare {seq.key}: {type(err).__name__}: {err}")
             for r in todo:
                 if r.sequence.key in blocked:
-                    outcome.failed[r.run_id] = "its sequence could not be prepared"
+                    outcome.failed[r.run_id] = "its sequence (or the network of its fold) could not be prepared"
                     bar.update(1)
-            calls = [(r, str(out), settings, refs.get(r)) for r in todo if r.sequence.key not in blocked]
+            calls = [(r, str(out), settings_for(r.sequence), refs.get(r)) for r in todo if r.sequence.key not in blocked]
             # runs that replay another run's samples go after the runs they replay
             own = [c for c in calls if c[3] is None]
             replays = [c for c in calls if c[3] is not None]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from hvsa.cli._common import add_model_arguments, positive_int
+from hvsa.cli._common import add_model_arguments, positive_float, positive_int
 
 EXAMPLE = (
     "hvsa bench ../shared/data/davis2016 ../shared/data/camvid-1hz --out bench-out"
@@ -44,6 +44,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    " sequence, granularity, selector, budget and seed chose (baselines given the same"
                    " annotated samples); 'none': every run selects its own (default hvsa)")
     add_model_arguments(p)
+    t = p.add_argument_group("cross-validated pre-training (instead of --model)")
+    t.add_argument("--pretrain-folds", type=int, default=0, metavar="K",
+                   help="split each data set's sequences into K folds and start the runs of each fold from a"
+                   " network pre-trained on the other folds' labelled frames (hvsa pretrain), so no run"
+                   " starts from a network that saw its own sequence; K = the number of sequences is"
+                   " leave-one-out (default 0: off)")
+    t.add_argument("--pretrain-epochs", type=positive_float, default=None,
+                   help="training items per frame of that pre-training (default 4)")
     return p
 
 
@@ -67,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from hvsa.checks import check_path, parse_size
     from hvsa.cli._common import finetune_config
     from hvsa.methods import get_method
+    from hvsa.pretrain import PretrainConfig
 
     grid = Grid(
         granularities=parse_list(args.granularity, "granularity"),
@@ -76,10 +85,12 @@ def run(args: argparse.Namespace) -> int:
         seeds=parse_list(args.seeds, "seeds", int),
     )
     model = str(check_path(args.model, "model checkpoint", kind="file").resolve()) if args.model else None
+    pre = PretrainConfig() if args.pretrain_epochs is None else PretrainConfig(epochs=args.pretrain_epochs)
     settings = BenchSettings(
         iterations=args.iterations, size=parse_size(args.size), model=model,
         finetune=finetune_config(args), device=args.device,
         samples_from=None if args.samples_from == "none" else get_method(args.samples_from).name,
+        pretrain_folds=args.pretrain_folds, pretrain=pre,
     )  # fmt: skip
     command = "hvsa " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
     outcome = run_bench(args.data, args.out, grid, settings, jobs=args.jobs, command=command)
