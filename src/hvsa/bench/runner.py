@@ -384,7 +384,7 @@ def run_bench(
 
     def settings_for(seq: SequenceRef) -> BenchSettings:
         f = fold_of.get(seq.key)
-        return settings if f is None else replace(settings, model=str(fold_model(out, f)), pretrain_folds=0)
+        return settings if f is None else replace(settings, model=str(fold_model(out.resolve(), f)), pretrain_folds=0)
 
     refs = _references(runs, settings.samples_from)
     todo = [r for r in runs if not _is_complete(out, r, settings.iterations)]
