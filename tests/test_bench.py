@@ -227,6 +227,9 @@ def test_bench_runs_a_grid_resumes_and_reports_from_the_csv_alone(
             assert r.samples_from == twin.run and (r.samples, r.clicks) == (twin.samples, twin.clicks)
         else:
             assert r.samples_from is None
+    for run in (out / "runs" / "synth").glob("*/*"):  # finished runs keep their final network only
+        kept = [p.name for p in (run / "checkpoints").glob("*.pt")]
+        assert kept == (["iter-2.pt"] if "-hvsa-b" in run.name else ["iter-0.pt"]), (run, kept)
     bench = json.loads((out / "bench.json").read_text())
     assert bench["command"] is None and bench["machine"]["cores"] >= 1  # in-process: argv unknown
 
