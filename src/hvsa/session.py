@@ -343,17 +343,31 @@ class Session:
     def _checkpoint_path(self, k: int) -> Path:
         return self.folder / "checkpoints" / f"iter-{k}.pt"
 
-    def _load_model(self):  # noqa: ANN202 - SegNet
-        import torch
-
-        from hvsa.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
-
+    def _latest_checkpoint(self) -> Path | None:
+        """The checkpoint the network is loaded from: the newest fine-tuned one, else the start
+        (iteration 0) when it was saved, else None."""
         latest = None
         for row in self.store.iterations():
             if STAGES.index(row.stage) >= STAGES.index("finetuned") and row.checkpoint:
                 latest = row.checkpoint
         start = self._checkpoint_path(0)
-        path = Path(latest) if latest else (start if start.is_file() else None)
+        return Path(latest) if latest else (start if start.is_file() else None)
+
+    def keep_latest_checkpoint(self) -> None:
+        """Delete every checkpoint but the one a reopened session loads. Each is a whole network
+        (12.5 MB); a finished run that nobody will roll back needs only its last."""
+        keep = self._latest_checkpoint()
+        saved = {self._checkpoint_path(0), *(Path(r.checkpoint) for r in self.store.iterations() if r.checkpoint)}
+        for p in saved - {keep}:
+            p.unlink(missing_ok=True)
+
+    def _load_model(self):  # noqa: ANN202 - SegNet
+        import torch
+
+        from hvsa.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
+
+        path = self._latest_checkpoint()
+        start = self._checkpoint_path(0)
         if path is not None:
             model, classes, _ = load_checkpoint(path)
         elif self.config.model:
@@ -626,7 +640,7 @@ class Session:
         k = batch.iteration
         done = set(self.store.annotated_pool_indices().tolist())
         allowance = self.store.iteration(k).budget
-        spent = sum(r.clicks for r in self.store.annotations(iteration=k))
+        spent = self.store.clicks_total(k)[0] - self.store.clicks_total(k - 1)[0]  # in this iteration
         clicks = 0
         todo = [(sid, int(p)) for sid, p in zip(batch.samples, batch.pool_indices) if int(p) not in done]
         withdrawn: list[int] = []

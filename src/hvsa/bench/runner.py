@@ -251,16 +251,8 @@ def execute_run(spec: RunSpec, out: str, settings: BenchSettings, reference: Run
                                        ignore_index=session.classes.ignore_index)
         report = run_loop(session, LoopSettings(iterations=settings.iterations, budget_pct=spec.budget_pct), annotator)
         session.write_report()  # also when the store was done but report.json lagged behind
-    _keep_final_checkpoint(folder)
-    return report
-
-
-def _keep_final_checkpoint(folder: Path) -> None:
-    """Delete a finished run's checkpoints but the newest (the one a reopened session loads).
-    Each is a whole network, 12.5 MB; kept per iteration, a 300-run grid's take over 10 GB."""
-    saved = sorted(folder.glob("checkpoints/iter-*.pt"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
-    for p in saved[:-1]:
-        p.unlink()
+        session.keep_latest_checkpoint()  # kept per iteration, a 300-run grid's take over 10 GB
+        return report
 
 
 def _is_complete(out: Path, spec: RunSpec, iterations: int) -> bool:
