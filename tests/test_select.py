@@ -94,6 +94,30 @@ def test_hvsa_later_iterations_pick_the_most_uncertain_diverse_samples() -> None
     assert blob[plain].tolist() == [1, 1]  # plain uncertainty picks redundant samples
 
 
+def test_under_a_click_budget_uncertainty_counts_per_click() -> None:
+    """A budget buys clicks: a tile ten times as dear must be ten times as uncertain."""
+    unc = np.array([10.0, 4.0, 3.0, 0.5])
+    clicks = np.array([10.0, 1.0, 1.0, 1.0])
+    by_sample = Candidates(index=np.arange(4), uncertainty=unc)
+    by_click = Candidates(index=np.arange(4), uncertainty=unc, clicks=clicks)
+    np.testing.assert_allclose(by_click.value(), [1.0, 4.0, 3.0, 0.5])
+    rng = np.random.default_rng(0)
+    assert make_selector("uncertainty").select(by_sample, 2, iteration=2, rng=rng).tolist() == [0, 1]
+    assert make_selector("uncertainty").select(by_click, 2, iteration=2, rng=rng).tolist() == [1, 2]
+
+
+def test_hvsa_keeps_the_most_uncertain_per_click_under_a_budget() -> None:
+    x, blob = blobs([(0, 0), (5, 0), (0, 5), (5, 5)], per=20)
+    # blob 0 is the most uncertain per sample but five times as dear; per click blobs 1 and 2 lead
+    unc = np.select([blob == 0, blob == 1, blob == 2], [4.0, 2.0, 1.5], 0.1)
+    clicks = np.where(blob == 0, 5.0, 1.0)
+    rng = np.random.default_rng(0)
+    plain = make_selector("hvsa").select(Candidates(np.arange(len(x)), unc, x), 2, iteration=2, rng=rng)
+    assert 0 in blob[plain].tolist()
+    priced = make_selector("hvsa").select(Candidates(np.arange(len(x)), unc, x, clicks), 2, iteration=2, rng=rng)
+    assert sorted(blob[priced].tolist()) == [1, 2]
+
+
 def test_random_and_diversity_selectors() -> None:
     x, blob = blobs([(0, 0), (9, 9)], per=10)
     cands = Candidates(index=np.arange(20), uncertainty=np.zeros(20), features=x)
@@ -115,4 +139,10 @@ def test_selector_registry_and_missing_inputs() -> None:
         make_selector("diversity").select(Candidates(index=np.arange(3)), 1, iteration=1, rng=np.random.default_rng())
     with pytest.raises(InputError, match="3 uncertainties for 2 samples"):
         Candidates(index=np.arange(2), uncertainty=np.zeros(3))
+    with pytest.raises(InputError, match="3 click estimates for 2 samples"):
+        Candidates(index=np.arange(2), clicks=np.ones(3))
+    with pytest.raises(InputError, match="must be positive"):
+        Candidates(index=np.arange(2), clicks=np.array([1.0, 0.0]))
+    with pytest.raises(InputError, match="no uncertainty to rank by"):
+        Candidates(index=np.arange(2)).value()
     assert make_selector("random").select(Candidates(index=np.arange(0)), 4, iteration=1, rng=np.random.default_rng()).size == 0

@@ -133,6 +133,19 @@ def test_a_budget_batch_is_chosen_among_the_samples_that_fit(tmp_path: Path, cli
         assert len(s._fit_budget(candidates, est, 3.0, 1, np.random.default_rng(0))) == 0  # noqa: SLF001
 
 
+def test_a_budget_batch_ranks_by_uncertainty_per_click(tmp_path: Path, clip: Path) -> None:
+    """Under a click allowance the selector is given every fitting candidate's estimate: the
+    most uncertain sample is passed over when a cheaper one is more uncertain per click."""
+    from hvsa.select import Candidates
+
+    with Session.create(tmp_path / "s", clip, finetune=FAST, granularity="rec32", selector="uncertainty") as s:
+        unc = np.array([9.0, 4.0, 3.0, 8.0])
+        est = np.array([9.0, 2.0, 2.0, 50.0])  # sample 3 does not fit at all
+        candidates = Candidates(index=np.arange(10, 14), uncertainty=unc, clicks=est)
+        picks = s._fit_budget(candidates, est, 10.0, 2, np.random.default_rng(0))  # noqa: SLF001
+        assert picks.tolist() == [1, 2]  # 2 and 1.5 per click; sample 0 (1 per click) no longer fits
+
+
 def _underestimated_batch(s: Session, allowance: float) -> None:
     """Start iteration 1 with every rec sample of frames 0-4, each estimated at 0.1 clicks."""
     s.prepare()

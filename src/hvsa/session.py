@@ -505,13 +505,14 @@ class Session:
         from hvsa.select import Candidates
 
         needs = self.selector.needs
+        est, source = self._estimated_clicks(stats)
+        est = est[free]
         candidates = Candidates(
             index=free,
             uncertainty=stats["uncertainty"][free] if "uncertainty" in needs else None,
             features=stats["features"][free].astype(np.float32) if "features" in needs else None,
+            clicks=est if budget_clicks is not None else None,
         )
-        est, source = self._estimated_clicks(stats)
-        est = est[free]
         rng = self._rng(k, 1)
         if budget_clicks is None:
             picks = self.selector.select(candidates, int(per_iteration), iteration=self._selection_round(k), rng=rng)
@@ -599,6 +600,7 @@ class Session:
             index=candidates.index[fitting],
             uncertainty=None if candidates.uncertainty is None else candidates.uncertainty[fitting],
             features=None if candidates.features is None else candidates.features[fitting],
+            clicks=None if candidates.clicks is None else candidates.clicks[fitting],
         )
         b = int(max(1, math.floor(allowance / float(np.mean(est[fitting])))))
         picks = fitting[self.selector.select(sub, b, iteration=self._selection_round(k), rng=rng)]

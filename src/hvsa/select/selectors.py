@@ -29,21 +29,40 @@ class Candidates:
         index: int64 (N,) pool indices of the candidates.
         uncertainty: float (N,) sample uncertainty (summed margin scores), when needed.
         features: float32 (N, D) mean-pooled features, when needed.
+        clicks: float (N,) estimated clicks of each candidate, when the selection spends a click
+            budget; uncertainty-driven selectors then rank by uncertainty per click
+            (:meth:`value`).
     """
 
     index: np.ndarray
     uncertainty: np.ndarray | None = None
     features: np.ndarray | None = None
+    clicks: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.index)
         if self.uncertainty is not None and len(self.uncertainty) != n:
             raise InputError(f"candidates: {len(self.uncertainty)} uncertainties for {n} samples")
+        if self.clicks is not None:
+            if len(self.clicks) != n:
+                raise InputError(f"candidates: {len(self.clicks)} click estimates for {n} samples")
+            if not bool(np.all(np.asarray(self.clicks) > 0)):
+                raise InputError("candidates: click estimates must be positive")
         if self.features is not None and (self.features.ndim != 2 or len(self.features) != n):
             raise InputError(f"candidates: features of shape {self.features.shape} for {n} samples")
 
     def __len__(self) -> int:
         return len(self.index)
+
+    def value(self) -> np.ndarray:
+        """What uncertainty-driven selection ranks by: the uncertainty, or, under a click budget,
+        the uncertainty per estimated click. A budget buys clicks, not samples: a boundary tile
+        worth five clicks must be five times as uncertain as a one-click tile to be worth its
+        price."""
+        if self.uncertainty is None:
+            raise InputError("candidates: no uncertainty to rank by")
+        u = np.asarray(self.uncertainty, np.float64)
+        return u if self.clicks is None else u / np.asarray(self.clicks, np.float64)
 
 
 class Selector(ABC):
@@ -86,13 +105,14 @@ class RandomSelector(Selector):
 
 @SELECTORS.register("uncertainty")
 class UncertaintySelector(Selector):
-    """The ``b`` most uncertain samples (summed margin scores)."""
+    """The ``b`` most uncertain samples (summed margin scores; per click under a click budget,
+    :meth:`Candidates.value`)."""
 
     name = "uncertainty"
     needs = frozenset({"uncertainty"})
 
     def _select(self, c: Candidates, b: int, iteration: int, rng: np.random.Generator) -> np.ndarray:
-        return np.argsort(-c.uncertainty, kind="stable")[:b]
+        return np.argsort(-c.value(), kind="stable")[:b]
 
 
 def _diverse(features: np.ndarray, b: int, rng: np.random.Generator) -> np.ndarray:
@@ -115,7 +135,8 @@ class DiversitySelector(Selector):
 class HvsaSelector(Selector):
     """The paper's strategy (3.2): diversity only in the first iteration; later, keep the most
     uncertain ``keep`` fraction (default half) of the candidates, k-means them into ``b``
-    clusters and pick the sample nearest each centroid."""
+    clusters and pick the sample nearest each centroid. Under a click budget "most uncertain"
+    is per estimated click (:meth:`Candidates.value`); the paper's budget counts samples."""
 
     name = "hvsa"
     needs = frozenset({"uncertainty", "features"})
@@ -129,7 +150,7 @@ class HvsaSelector(Selector):
         if iteration <= 1:
             return _diverse(c.features, b, rng)
         m = max(b, int(np.ceil(self.keep * len(c))))
-        uncertain = np.argsort(-c.uncertainty, kind="stable")[:m]
+        uncertain = np.argsort(-c.value(), kind="stable")[:m]
         return uncertain[_diverse(c.features[uncertain], b, rng)]
 
 
