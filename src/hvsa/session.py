@@ -485,7 +485,8 @@ class Session:
         Args:
             per_iteration: b, the number of samples (the paper's budget).
             budget_clicks: instead of b, a click allowance: b is chosen so the estimated clicks
-                of the picks (the click model run on the current prediction) fit it.
+                of the picks (the click model run on the current prediction) fit it, and the
+                selector is given those estimates (uncertainty then counts per click).
 
         If an iteration is already in progress, its recorded batch is returned unchanged.
         """
