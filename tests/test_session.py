@@ -122,15 +122,15 @@ def test_a_budget_batch_is_chosen_among_the_samples_that_fit(tmp_path: Path, cli
 
     with Session.create(tmp_path / "s", clip, finetune=FAST, granularity="rec32", selector="random") as s:
         n = 40
-        candidates = Candidates(index=np.arange(100, 100 + n))
         est = np.full(n, 100.0)
         est[[7, 23]] = 4.0
+        candidates = Candidates(index=np.arange(100, 100 + n), clicks=est)
         for seed in range(5):
-            picks = s._fit_budget(candidates, est, 10.0, 1, np.random.default_rng(seed))  # noqa: SLF001
+            picks = s._fit_budget(candidates, 10.0, 1, np.random.default_rng(seed))  # noqa: SLF001
             assert sorted(picks.tolist()) == [7, 23]
-        picks = s._fit_budget(candidates, est, 5.0, 1, np.random.default_rng(0))  # noqa: SLF001
+        picks = s._fit_budget(candidates, 5.0, 1, np.random.default_rng(0))  # noqa: SLF001
         assert len(picks) == 1 and picks[0] in (7, 23)
-        assert len(s._fit_budget(candidates, est, 3.0, 1, np.random.default_rng(0))) == 0  # noqa: SLF001
+        assert len(s._fit_budget(candidates, 3.0, 1, np.random.default_rng(0))) == 0  # noqa: SLF001
 
 
 def test_a_budget_batch_ranks_by_uncertainty_per_click(tmp_path: Path, clip: Path) -> None:
@@ -142,7 +142,7 @@ def test_a_budget_batch_ranks_by_uncertainty_per_click(tmp_path: Path, clip: Pat
         unc = np.array([9.0, 4.0, 3.0, 8.0])
         est = np.array([9.0, 2.0, 2.0, 50.0])  # sample 3 does not fit at all
         candidates = Candidates(index=np.arange(10, 14), uncertainty=unc, clicks=est)
-        picks = s._fit_budget(candidates, est, 10.0, 2, np.random.default_rng(0))  # noqa: SLF001
+        picks = s._fit_budget(candidates, 10.0, 2, np.random.default_rng(0))  # noqa: SLF001
         assert picks.tolist() == [1, 2]  # 2 and 1.5 per click; sample 0 (1 per click) no longer fits
 
 

@@ -518,7 +518,7 @@ class Session:
         if budget_clicks is None:
             picks = self.selector.select(candidates, int(per_iteration), iteration=self._selection_round(k), rng=rng)
         else:
-            picks = self._fit_budget(candidates, est, float(budget_clicks), k, rng)
+            picks = self._fit_budget(candidates, float(budget_clicks), k, rng)
         chosen = free[picks]
         t, n = self.pool.sample_indices(chosen)
         self.store.start_iteration(k, len(chosen), budget_clicks,
@@ -585,26 +585,19 @@ class Session:
         charged, estimated = self.store.charged_and_estimated(informed)
         return charged / estimated if estimated > 0 else 1.0
 
-    def _fit_budget(self, candidates, est: np.ndarray, allowance: float, k: int, rng: np.random.Generator) -> np.ndarray:  # noqa: ANN001
-        """Pick samples whose estimated clicks fit ``allowance``.
+    def _fit_budget(self, candidates, allowance: float, k: int, rng: np.random.Generator) -> np.ndarray:  # noqa: ANN001
+        """Pick samples whose estimated clicks (``candidates.clicks``) fit ``allowance``.
 
         The selector chooses b = allowance / (their mean estimate) among the candidates that
         fit on their own; its picks are kept in rank order while the running total fits.
         Its first pick always fits, so a batch is empty only when no candidate does.
         """
-        from hvsa.select import Candidates
-
+        est = candidates.clicks
         fitting = np.flatnonzero(est <= allowance) if allowance > 0 else np.zeros(0, np.int64)
         if len(fitting) == 0:
             return np.zeros(0, np.int64)
-        sub = Candidates(
-            index=candidates.index[fitting],
-            uncertainty=None if candidates.uncertainty is None else candidates.uncertainty[fitting],
-            features=None if candidates.features is None else candidates.features[fitting],
-            clicks=None if candidates.clicks is None else candidates.clicks[fitting],
-        )
         b = int(max(1, math.floor(allowance / float(np.mean(est[fitting])))))
-        picks = fitting[self.selector.select(sub, b, iteration=self._selection_round(k), rng=rng)]
+        picks = fitting[self.selector.select(candidates.take(fitting), b, iteration=self._selection_round(k), rng=rng)]
         keep, spent = [], 0.0
         for p in picks:
             if spent + est[p] <= allowance:

@@ -54,6 +54,14 @@ class Candidates:
     def __len__(self) -> int:
         return len(self.index)
 
+    def take(self, positions: np.ndarray) -> "Candidates":
+        """The candidates at ``positions``, every field given kept."""
+
+        def pick(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[positions]
+
+        return Candidates(self.index[positions], pick(self.uncertainty), pick(self.features), pick(self.clicks))
+
     def value(self) -> np.ndarray:
         """What uncertainty-driven selection ranks by: the uncertainty, or, under a click budget,
         the uncertainty per estimated click. A budget buys clicks, not samples: a boundary tile
