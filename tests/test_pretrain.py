@@ -106,3 +106,18 @@ def test_bench_cross_validates_the_pretrained_start(clips: Path, tmp_path: Path,
     assert "exclude each other" in capsys.readouterr().err
     assert main(["bench", str(clips), "--out", str(tmp_path / "other"), "--pretrain-folds", "4"]) == 2
     assert "synth has 3 sequence(s), fewer than 4 folds" in capsys.readouterr().err
+
+
+def test_pretrain_taps_give_a_decoder_that_reads_the_stride_2_tap(clips: Path, tmp_path: Path) -> None:
+    """--taps 2,4,8,16,32: the checkpoint's decoder reads five taps, a session caches all five and
+    labels at full size; bad strides are refused before any training."""
+    model = tmp_path / "t2.pt"
+    assert main(["pretrain", str(clips / "s1"), "--out", str(model), "--steps", "5", "--taps", "2,4,8,16,32"]) == 0
+    net, _, meta = load_checkpoint(model)
+    assert net.config.taps == (2, 4, 8, 16, 32) and list(meta["pretrain"]["taps"]) == [2, 4, 8, 16, 32]
+    with Session.create(tmp_path / "s", clips / "s3", model=model) as s:
+        s.taps.fill()
+        assert [shape[1:] for shape in s.taps.shapes] == [(24, 32), (12, 16), (6, 8), (3, 4), (2, 2)]
+        assert 0 <= s.predict(iteration=0)["miou"] <= 1
+    with pytest.raises(InputError, match="taps must be increasing strides"):
+        PretrainConfig(taps=(4, 3))

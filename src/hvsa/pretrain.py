@@ -37,6 +37,8 @@ class PretrainConfig:
         steps: a fixed number of steps instead.
         lr: initial learning rate (SGD momentum 0.9, poly decay).
         decoder_channels: width of the new FPN decoder.
+        taps: encoder strides the new decoder reads, finest first (2 adds the stride-2 tap: finer
+            boundaries, about twice the decoder's cost).
         class_balance: exponent of the cross-entropy class weights (0: unweighted).
         seed: seeds the decoder's initial weights and the order of the training items.
     """
@@ -45,12 +47,16 @@ class PretrainConfig:
     steps: int | None = None
     lr: float = 0.01
     decoder_channels: int = 64
+    taps: tuple[int, ...] = (4, 8, 16, 32)
     class_balance: float = 0.5
     seed: int = 0
 
     def __post_init__(self) -> None:
         if not self.epochs > 0:
             raise InputError(f"epochs: expected a positive number, got {self.epochs}")
+        from hvsa.model import ModelConfig
+
+        ModelConfig(taps=tuple(self.taps))  # validates the strides
         if self.steps is not None and self.steps < 1:
             raise InputError(f"steps: expected a positive number of steps, got {self.steps}")
 
@@ -148,7 +154,8 @@ def pretrain(
                     f" {first.frames.size[0]}x{first.frames.size[1]} of {first.path}; pass one --size WxH"
                 )
         torch.manual_seed(cfg.seed)
-        model = build_model(ModelConfig(num_classes=len(first.classes), decoder_channels=cfg.decoder_channels))
+        model = build_model(ModelConfig(num_classes=len(first.classes), decoder_channels=cfg.decoder_channels,
+                                        taps=tuple(cfg.taps)))
         for p in model.encoder.parameters():
             p.requires_grad_(False)
         model = model.to(dev)

@@ -82,8 +82,9 @@ class BenchSettings:
             raise InputError(f"pretrain-folds: expected 0 (off) or at least 2, got {self.pretrain_folds}")
 
     def identity(self) -> dict:
-        """The settings that change results (bench.json compares them on resume)."""
-        return {
+        """The settings that change results (bench.json compares them on resume), as JSON reads
+        them back (lists, not tuples)."""
+        identity = {
             "iterations": self.iterations,
             "size": list(self.size) if self.size else None,
             "model": self.model,
@@ -91,6 +92,7 @@ class BenchSettings:
             "flow_preset": self.flow_preset,
             "samples_from": self.samples_from,
         } | ({"pretrain_folds": self.pretrain_folds, "pretrain": asdict(self.pretrain)} if self.pretrain_folds else {})
+        return json.loads(json.dumps(identity))
 
 
 @dataclass

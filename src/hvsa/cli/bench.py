@@ -52,6 +52,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    " leave-one-out (default 0: off)")
     t.add_argument("--pretrain-epochs", type=positive_float, default=None,
                    help="training items per frame of that pre-training (default 4)")
+    t.add_argument("--pretrain-taps", default=None, metavar="STRIDES",
+                   help="encoder strides its decoder reads, e.g. 2,4,8,16,32 (default 4,8,16,32)")
     return p
 
 
@@ -85,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
         seeds=parse_list(args.seeds, "seeds", int),
     )
     model = str(check_path(args.model, "model checkpoint", kind="file").resolve()) if args.model else None
-    pre = PretrainConfig() if args.pretrain_epochs is None else PretrainConfig(epochs=args.pretrain_epochs)
+    pre = PretrainConfig(
+        **({} if args.pretrain_epochs is None else {"epochs": args.pretrain_epochs}),
+        **({} if args.pretrain_taps is None else {"taps": tuple(parse_list(args.pretrain_taps, "pretrain-taps", int))}),
+    )
     settings = BenchSettings(
         iterations=args.iterations, size=parse_size(args.size), model=model,
         finetune=finetune_config(args), device=args.device,

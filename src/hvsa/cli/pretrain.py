@@ -22,6 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--steps", type=positive_int, help="a fixed number of steps instead of --epochs")
     p.add_argument("--lr", type=positive_float, default=0.01, help="learning rate (default 0.01)")
     p.add_argument("--decoder-channels", type=positive_int, default=64, help="decoder width (default 64)")
+    p.add_argument("--taps", default="4,8,16,32", metavar="STRIDES",
+                   help="encoder strides the decoder reads, finest first; 2,4,8,16,32 adds the stride-2 tap"
+                   " for finer boundaries (default 4,8,16,32)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--cache", help="cache folder for frames and encoder taps (default: the hvsa cache)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, ... (default cpu)")
@@ -29,14 +32,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hvsa.bench.grid import find_sequences
+    from hvsa.bench.grid import find_sequences, parse_list
     from hvsa.checks import parse_size
     from hvsa.pretrain import PretrainConfig, pretrain
     from hvsa.progress import progress_bar
 
     sequences = find_sequences(args.data)
     config = PretrainConfig(epochs=args.epochs, steps=args.steps, lr=args.lr,
-                            decoder_channels=args.decoder_channels, seed=args.seed)
+                            decoder_channels=args.decoder_channels, taps=tuple(parse_list(args.taps, "taps", int)),
+                            seed=args.seed)
     print(f"pretraining on {len(sequences)} sequence(s): {', '.join(s.key for s in sequences)}")
     bar = None
 
