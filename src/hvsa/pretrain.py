@@ -54,11 +54,12 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         if not self.epochs > 0:
             raise InputError(f"epochs: expected a positive number, got {self.epochs}")
-        from hvsa.model import ModelConfig
-
-        ModelConfig(taps=tuple(self.taps))  # validates the strides
         if self.steps is not None and self.steps < 1:
             raise InputError(f"steps: expected a positive number of steps, got {self.steps}")
+        from hvsa.model import ModelConfig
+
+        object.__setattr__(self, "taps", tuple(self.taps))
+        ModelConfig(taps=self.taps)  # validates the strides
 
     def steps_for(self, frames: int) -> int:
         return int(self.steps) if self.steps is not None else max(1, math.ceil(self.epochs * frames))
@@ -155,7 +156,7 @@ def pretrain(
                 )
         torch.manual_seed(cfg.seed)
         model = build_model(ModelConfig(num_classes=len(first.classes), decoder_channels=cfg.decoder_channels,
-                                        taps=tuple(cfg.taps)))
+                                        taps=cfg.taps))
         for p in model.encoder.parameters():
             p.requires_grad_(False)
         model = model.to(dev)

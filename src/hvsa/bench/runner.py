@@ -86,7 +86,7 @@ class BenchSettings:
         them back (lists, not tuples)."""
         identity = {
             "iterations": self.iterations,
-            "size": list(self.size) if self.size else None,
+            "size": self.size,
             "model": self.model,
             "finetune": self.finetune.to_dict(),
             "flow_preset": self.flow_preset,

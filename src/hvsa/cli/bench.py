@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     model = str(check_path(args.model, "model checkpoint", kind="file").resolve()) if args.model else None
     pre = PretrainConfig(
         **({} if args.pretrain_epochs is None else {"epochs": args.pretrain_epochs}),
-        **({} if args.pretrain_taps is None else {"taps": tuple(parse_list(args.pretrain_taps, "pretrain-taps", int))}),
+        **({} if args.pretrain_taps is None else {"taps": parse_list(args.pretrain_taps, "pretrain-taps", int)}),
     )
     settings = BenchSettings(
         iterations=args.iterations, size=parse_size(args.size), model=model,

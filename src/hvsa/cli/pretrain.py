@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     sequences = find_sequences(args.data)
     config = PretrainConfig(epochs=args.epochs, steps=args.steps, lr=args.lr,
-                            decoder_channels=args.decoder_channels, taps=tuple(parse_list(args.taps, "taps", int)),
+                            decoder_channels=args.decoder_channels, taps=parse_list(args.taps, "taps", int),
                             seed=args.seed)
     print(f"pretraining on {len(sequences)} sequence(s): {', '.join(s.key for s in sequences)}")
     bar = None
