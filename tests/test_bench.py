@@ -286,6 +286,23 @@ def test_bench_refuses_to_resume_with_other_settings(data: Path, tmp_path: Path,
     assert "holds a bench run with other settings" in capsys.readouterr().err
 
 
+def test_bench_settings_from_before_a_new_field_match_only_where_it_changes_nothing() -> None:
+    from hvsa.bench.runner import BenchSettings, _with_added_fields
+
+    current = BenchSettings(iterations=2, pretrain_folds=2).identity()
+    older = json.loads(json.dumps(current))
+    del older["pretrain"]["taps"]  # saved before pre-training could read other taps: the same network
+    assert older != current and _with_added_fields(older) == current
+    other = json.loads(json.dumps(current))
+    del other["pretrain"]["taps"]
+    other["pretrain"]["epochs"] = 8.0  # the filled-in field does not hide a real difference
+    assert _with_added_fields(other) != current
+    before_crop = json.loads(json.dumps(current))
+    del before_crop["finetune"]["crop"]  # crop's default changed the results: still a different folder
+    assert _with_added_fields(before_crop) != current
+    assert _with_added_fields({"iterations": 5}) == {"iterations": 5}
+
+
 _ORPHAN_SCRIPT = """
 import os, sys, time
 from hvsa.bench.runner import _Workers

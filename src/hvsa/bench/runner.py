@@ -284,12 +284,30 @@ def _check_settings(out: Path, settings: BenchSettings) -> None:
     if not path.is_file():
         return
     saved = json.loads(path.read_text()).get("settings")
+    if saved is not None:
+        saved = _with_added_fields(saved)
     if saved is not None and saved != settings.identity():
         changed = sorted(k for k in saved if saved.get(k) != settings.identity().get(k))
         raise InputError(
             f"{out}: holds a bench run with other settings ({', '.join(changed)} differ);"
             " use the same settings to resume or extend it, or choose another --out"
         )
+
+
+# Settings fields added after bench folders existed, with the value that computes what a folder
+# saved without the field computed. Only such fields are filled in on resume: a field whose
+# default changed the results (fine-tuning's crop, say) must keep an older folder apart.
+_ADDED_FIELDS = {"pretrain": {"taps": [4, 8, 16, 32]}}
+
+
+def _with_added_fields(saved: dict) -> dict:
+    """``saved`` settings with the fields of :data:`_ADDED_FIELDS` they lack filled in, so an
+    older bench folder resumes."""
+    saved = dict(saved)
+    for key, added in _ADDED_FIELDS.items():
+        if isinstance(saved.get(key), dict):
+            saved[key] = added | saved[key]
+    return saved
 
 
 # ---------------------------------------------------------------------------------- driver
