@@ -284,10 +284,11 @@ def _check_settings(out: Path, settings: BenchSettings) -> None:
     if not path.is_file():
         return
     saved = json.loads(path.read_text()).get("settings")
-    if saved is not None:
-        saved = _with_added_fields(saved)
-    if saved is not None and saved != settings.identity():
-        changed = sorted(k for k in saved if saved.get(k) != settings.identity().get(k))
+    if saved is None:
+        return
+    saved, current = _with_added_fields(saved), settings.identity()
+    if saved != current:
+        changed = sorted(k for k in saved if saved.get(k) != current.get(k))
         raise InputError(
             f"{out}: holds a bench run with other settings ({', '.join(changed)} differ);"
             " use the same settings to resume or extend it, or choose another --out"
