@@ -69,7 +69,7 @@ def test_grid_runs_and_run_ids() -> None:
     ("kw", "needle"),
     [
         ({"selectors": ("best",)}, "unknown selector 'best'; expected one of: diversity, hvsa, random, uncertainty"),
-        ({"methods": ("magic",)}, "unknown method 'magic'; expected one of: copy, finetune-only, hvsa, hvsa-fused, lp"),
+        ({"methods": ("magic",)}, "unknown method 'magic'; expected one of: copy, finetune-only, hvsa, hvsa-crf, hvsa-fused, lp"),
         ({"granularities": ("hex5",)}, "granularity"),
         ({"budgets": (0.0,)}, "budget-pct"),
         ({"seeds": ()}, "seeds must not be empty"),

@@ -24,9 +24,9 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_registry_lists_the_methods_and_rejects_unknown_names(tmp_path: Path, clip: Path) -> None:
-    assert METHODS.names() == ["copy", "finetune-only", "hvsa", "hvsa-fused", "lp"]
+    assert METHODS.names() == ["copy", "finetune-only", "hvsa", "hvsa-crf", "hvsa-fused", "lp"]
     assert get_method("hvsa").trains and get_method("hvsa-fused").trains and not get_method("lp").trains
-    with pytest.raises(UnknownNameError, match="unknown method 'best'; expected one of: copy, finetune-only, hvsa, hvsa-fused, lp"):
+    with pytest.raises(UnknownNameError, match="unknown method 'best'; expected one of: copy, finetune-only, hvsa, hvsa-crf, hvsa-fused, lp"):
         Session.create(tmp_path / "s", clip, method="best")
 
 
@@ -100,8 +100,9 @@ def test_fuse_labels_takes_the_more_confident_source_per_pixel() -> None:
     assert conf.dtype == np.float32
 
 
-def test_hvsa_fused_trains_and_keeps_annotated_pixels(tmp_path: Path, clip: Path) -> None:
-    with Session.create(tmp_path / "s", clip, method="hvsa-fused", finetune=FAST, granularity="rec32") as s:
+@pytest.mark.parametrize("method", ["hvsa-fused", "hvsa-crf"])
+def test_fused_methods_train_and_keep_annotated_pixels(tmp_path: Path, clip: Path, method: str) -> None:
+    with Session.create(tmp_path / "s", clip, method=method, finetune=FAST, granularity="rec32") as s:
         report = run_loop(s, LoopSettings(iterations=2, per_iteration=6), SimulatedAnnotator(s.gt))
         assert all(it.info["finetune"]["steps"] > 0 for it in s.iterations)
         for t in s.store.annotated_frames():  # annotated pixels come back as annotated, confidence 1
@@ -109,4 +110,4 @@ def test_hvsa_fused_trains_and_keeps_annotated_pixels(tmp_path: Path, clip: Path
             known = s.annotation_map(t) != 255
             np.testing.assert_array_equal(labels[known], s.annotation_map(t)[known])
             assert (conf[known] == 1).all()
-    assert report["method"] == "hvsa-fused" and report["iterations"][-1]["miou"] > 0.5
+    assert report["method"] == method and report["iterations"][-1]["miou"] > 0.5

@@ -30,11 +30,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hvsa.crf import CRFConfig
 from hvsa.finetune import FinetuneConfig
 from hvsa.propagate import PropagationConfig
 from hvsa.registry import Registry
+from hvsa.select.scores import margin_uncertainty
 
-__all__ = ["METHODS", "Method", "get_method", "fuse_labels", "LABEL_SOURCES"]
+__all__ = ["METHODS", "Method", "get_method", "fuse_labels", "fused_distribution", "LABEL_SOURCES"]
 
 LABEL_SOURCES = ("network", "propagation", "fused")
 
@@ -53,6 +55,9 @@ class Method:
         lambda_tc: when set, the weight of L_tc this method trains with, whatever the session's
             fine-tuning settings say.
         propagation: settings of the propagation, for ``labels = "propagation"``.
+        refine: when set, the labels' per-pixel class distribution is refined by a fully
+            connected CRF on the frame (:func:`hvsa.crf.dense_crf`) before the labels are read
+            off it.
         summary: one line for listings and reports.
     """
 
@@ -61,6 +66,7 @@ class Method:
     labels: str
     lambda_tc: float | None = None
     propagation: PropagationConfig | None = None
+    refine: CRFConfig | None = None
     summary: str = ""
 
     def __post_init__(self) -> None:
@@ -86,6 +92,8 @@ def _add(method: Method) -> None:
 _add(Method("hvsa", trains=True, labels="network", summary="test-time fine-tuning, lambda L_tc + L_ce (paper)"))
 _add(Method("hvsa-fused", trains=True, labels="fused", propagation=PropagationConfig(),
             summary="test-time fine-tuning, labels fused with flow propagation where it is more confident"))
+_add(Method("hvsa-crf", trains=True, labels="fused", propagation=PropagationConfig(), refine=CRFConfig(),
+            summary="hvsa-fused, its outlines moved onto the frame's edges by a fully connected CRF"))
 _add(Method("finetune-only", trains=True, labels="network", lambda_tc=0.0, summary="test-time fine-tuning, L_ce only"))
 _add(Method("lp", trains=False, labels="propagation", propagation=PropagationConfig(),
             summary="label propagation along flow chains, forward and backward"))
@@ -109,6 +117,33 @@ def fuse_labels(
     """
     take = prop_conf > net_conf
     return np.where(take, prop_labels, net_labels), np.where(take, prop_conf, net_conf).astype(np.float32)
+
+
+def fused_distribution(
+    net_probs: np.ndarray, prop_labels: np.ndarray, prop_conf: np.ndarray
+) -> np.ndarray:
+    """A per-pixel class distribution whose argmax and margin are :func:`fuse_labels`'s label
+    and confidence.
+
+    Where the network is at least as confident as the propagation (its margin p1 - p2 >= the
+    propagation's confidence c), its softmax; elsewhere the propagated label with probability
+    ``c + (1 - c) / C`` and every other class ``(1 - c) / C``, a distribution of margin c.
+
+    Args:
+        net_probs: float (C, H, W) softmax of the network.
+        prop_labels: uint8 (H, W) propagated labels (class ids).
+        prop_conf: float (H, W) their confidence in [0, 1].
+
+    Returns:
+        float32 (C, H, W).
+    """
+    probs = np.asarray(net_probs, np.float32)
+    c = probs.shape[0]
+    take = prop_conf > 1.0 - margin_uncertainty(probs)
+    conf = np.asarray(prop_conf, np.float32)
+    onehot = np.arange(c)[:, None, None] == prop_labels[None]
+    propagated = conf * onehot + (1.0 - conf) / c
+    return np.where(take, propagated, probs).astype(np.float32)
 
 
 def get_method(name: str) -> Method:
