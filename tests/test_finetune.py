@@ -229,3 +229,46 @@ def test_training_windows_lie_inside_the_frame_with_the_asked_size() -> None:
     assert FineTuner(Net(), FinetuneConfig(crop=1.0))._window(data, rng) is None  # noqa: SLF001
     with pytest.raises(InputError, match="crop"):
         FinetuneConfig(crop=0.0)
+
+
+class _ViewData(_TinyData):
+    """_TinyData whose annotated frame also has views: each is the frame mirrored (taps and
+    labels), whatever its scale, so a view teaches the same rule as the frame."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    def view(self, t: int, view) -> tuple[list[torch.Tensor], np.ndarray]:  # noqa: ANN001
+        self.asked.append(view.name)
+        return [self._taps[0].flip(-1)], self.annotation(t)[:, ::-1].copy()
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_view_items_train_on_the_views(share: float) -> None:
+    torch.manual_seed(0)
+    net, data = _TinyNet(), _ViewData()
+    cfg = FinetuneConfig(lr=0.5, min_steps=1, lambda_tc=1.0, crop=1.0, annotated_share=1.0, view_share=share)
+    stats = FineTuner(net, cfg).run(data, np.random.default_rng(0), steps=120)
+    if share == 0:
+        assert stats["view_items"] == 0 and data.asked == []
+    else:  # every item is a view, of every kind, and the mirrored rule still labels frame 1
+        assert stats["view_items"] == 120 and set(data.asked) == {"s1f", "s0.75", "s0.75f", "s1.25", "s1.25f"}
+    with torch.no_grad():
+        pred = net.decode(data.taps(1)).argmax(1)[0]
+    assert pred[:, :4].eq(0).all() and pred[:, 4:].eq(1).all()
+
+
+def test_view_windows_have_the_frames_window_size() -> None:
+    data = _TinyData()
+    data.frame_hw = (270, 480)  # 9 x 15 cells of 32 px
+    data.taps = lambda t: [torch.zeros(1, 1, 68, 120), torch.zeros(1, 1, 9, 15)]  # strides 4 and 32
+    tuner = FineTuner(_TinyNet(), FinetuneConfig(crop=0.5))
+    rng = np.random.default_rng(0)
+    big = {tuner._window(data, rng, (338, 600)) for _ in range(300)}  # noqa: SLF001 - 11 x 19 cells
+    assert {(y1 - y0, x1 - x0) for y0, y1, x0, x1 in big} == {(4, 8)}
+    assert max(w[1] for w in big) == 11 and max(w[3] for w in big) == 19
+    small = {tuner._window(data, rng, (64, 96)) for _ in range(50)}  # noqa: SLF001 - 2 x 3 cells
+    assert small == {(0, 2, 0, 3)}
+    with pytest.raises(InputError, match="view-share"):
+        FinetuneConfig(view_share=1.5)

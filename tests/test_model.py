@@ -123,3 +123,35 @@ def test_tap_cache_equals_direct_encoding_and_survives_reopen(net: torch.nn.Modu
         torch.testing.assert_close(a, b, atol=2e-2, rtol=1e-2)  # float16 storage
     with TapCache(net, video, tmp_path) as again:
         assert not any(a.missing() for a in again._arrays)
+
+
+def test_views_rescale_and_mirror_frames_and_labels_exactly() -> None:
+    from hvsa.model.views import View, views_for
+
+    labels = np.arange(24, dtype=np.uint8).reshape(4, 6)
+    np.testing.assert_array_equal(View(1.0, True).labels(labels), labels[:, ::-1])
+    np.testing.assert_array_equal(View(0.5).labels(labels), labels[1::2, 1::2])  # nearest to the pixel centres
+    assert View(1.25).size((270, 480)) == (338, 600) and View(0.75, True).frame(np.zeros((8, 12, 3), np.uint8)).shape == (6, 9, 3)
+    assert [v.name for v in views_for((0.75, 1.25))] == ["s1f", "s0.75", "s0.75f", "s1.25", "s1.25f"]
+    assert views_for(()) == (View(1.0, True),)
+    with pytest.raises(InputError, match=r"view scale: expected a factor in \[0.1, 4\]"):
+        View(0.0)
+
+
+def test_view_cache_equals_encoding_the_view_and_is_kept_on_disk(net: torch.nn.Module, tmp_path: Path) -> None:
+    from hvsa.model.views import View, ViewCache
+
+    frames = np.random.default_rng(1).integers(0, 255, (2, 32, 48, 3), dtype=np.uint8)
+    view = View(1.5, True)
+    cache = ViewCache(net, _Frames(frames), tmp_path)
+    got = cache.get(1, view)
+    with torch.no_grad():
+        direct = net.encode(net.normalize(torch.from_numpy(view.frame(frames[1]))[None]))
+    assert [tuple(t.shape[-2:]) for t in got] == [(12, 18), (6, 9), (3, 5), (2, 3)]  # 48 x 72, "same" padding
+    for a, b in zip(got, direct):
+        torch.testing.assert_close(a, b, atol=2e-2, rtol=1e-2)  # float16 storage
+    files = sorted(p.name for p in cache.folder.iterdir())
+    assert files == ["000001-s1.5f.npz"]
+    again = ViewCache(net, _Frames(frames), tmp_path).get(1, view)  # read back, not recomputed
+    for a, b in zip(got, again):
+        assert torch.equal(a, b)

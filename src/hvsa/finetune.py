@@ -9,7 +9,10 @@ Losses (pure functions, :func:`ce_loss`, :func:`tc_loss`):
 
 Training items are frame pairs (t, t') with 1 <= |t - t'| <= 2. The encoder is frozen (its
 taps come from a per-video disk cache), the decoder is trained with SGD (momentum 0.9, poly
-learning-rate decay), continuing from the previous iteration's weights.
+learning-rate decay), continuing from the previous iteration's weights. A share of the items
+that start at an annotated frame train L_ce on a *view* of it instead (rescaled or mirrored and
+re-encoded, :mod:`hvsa.model.views`): a few annotated frames then teach the object at the sizes
+and orientations the rest of the video shows it in.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import torch.nn.functional as F
 
 from hvsa.errors import InputError
 from hvsa.flow.warp import target_in_frame, warp_torch
+from hvsa.model.views import View, views_for
 
 __all__ = ["FinetuneConfig", "TrainingData", "FineTuner", "ce_loss", "tc_loss", "tap_strides", "pair_offsets"]
 
@@ -101,6 +105,10 @@ class TrainingData(Protocol):
     def reliable(self, t: int, t2: int) -> np.ndarray:
         """bool (H, W) forward-backward consistency of O_t->t2."""
 
+    # Optional: without it, no views are trained on.
+    # def view(self, t: int, view: View) -> tuple[list[torch.Tensor], np.ndarray]:
+    #     """Taps of ``view`` of annotated frame t, and its annotation seen through the view."""
+
 
 @dataclass(frozen=True)
 class FinetuneConfig:
@@ -129,6 +137,10 @@ class FinetuneConfig:
             both frames of the pair use the same window (L_tc counts only pixels whose flow
             target stays inside it). 1 trains on whole frames; 0.5 a quarter of the area at
             about a third of the cost per step, so more steps fit in the same time.
+        view_share: share of the items starting at an annotated frame that train L_ce on a view
+            of that frame (:func:`hvsa.model.views.views_for` of ``view_scales``) instead of
+            the pair; 0 trains on the frames as they are (the paper).
+        view_scales: scales of the views (each plain and mirrored; scale 1 mirrored only).
         ignore_index: label of unannotated pixels.
     """
 
@@ -144,15 +156,23 @@ class FinetuneConfig:
     class_balance: float = 0.5
     loss_stride: int = 2
     crop: float = 0.5
+    view_share: float = 0.5
+    view_scales: tuple[float, ...] = (0.75, 1.25)
     ignore_index: int = 255
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "view_scales", tuple(float(v) for v in self.view_scales))
+        if not 0 <= self.view_share <= 1:
+            raise InputError(f"view-share: expected a fraction in [0, 1], got {self.view_share}")
+        views_for(self.view_scales)  # validates the scales
         if not (self.lambda_tc >= 0 and math.isfinite(self.lambda_tc)):
             raise InputError(f"lambda-tc: expected a number >= 0, got {self.lambda_tc}")
         if not self.lr > 0:
             raise InputError(f"lr: expected a positive number, got {self.lr}")
         if not self.epochs > 0:
             raise InputError(f"epochs: expected a positive number, got {self.epochs}")
+        if not self.class_balance >= 0:
+            raise InputError(f"class-balance: expected an exponent >= 0, got {self.class_balance}")
         if not 0 <= self.annotated_share <= 1:
             raise InputError(f"annotated_share: expected a number in [0, 1], got {self.annotated_share}")
         if not 0 < self.crop <= 1:
@@ -166,7 +186,9 @@ class FinetuneConfig:
         return int(min(self.max_steps, max(self.min_steps, math.ceil(self.epochs * num_frames))))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["view_scales"] = list(self.view_scales)
+        return d
 
 
 def sample_pair(num_frames: int, annotated: Sequence[int], share: float, rng: np.random.Generator) -> tuple[int, int]:
@@ -218,18 +240,27 @@ class FineTuner:
                 counts += np.bincount(a.ravel(), minlength=256)
         counts[cfg.ignore_index] = 0
         self._weight = torch.from_numpy(class_weights(counts[: self.model.num_classes], cfg.class_balance)).to(self.device)
+        views = views_for(cfg.view_scales) if cfg.view_share > 0 and hasattr(data, "view") else ()
+        annotated_set = set(annotated)
         params = [p for p in self.model.decoder.parameters() if p.requires_grad]
         opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         self.model.train()
         sums = {"ce": 0.0, "tc": 0.0}
+        view_items = 0
         start = time.perf_counter()
         for step in range(total):
             lr = cfg.lr * (1.0 - step / total) ** cfg.poly_power
             for g in opt.param_groups:
                 g["lr"] = lr
             t, t2 = sample_pair(n, annotated, cfg.annotated_share, rng)
-            ce, tc = self._losses(data, t, t2, self._window(data, rng))
-            loss = ce + cfg.lambda_tc * tc if cfg.lambda_tc > 0 else ce
+            if views and t in annotated_set and rng.random() < cfg.view_share:
+                view = views[int(rng.integers(len(views)))]
+                ce, tc = self._view_loss(data, t, view, rng), torch.zeros(())
+                loss = ce
+                view_items += 1
+            else:
+                ce, tc = self._losses(data, t, t2, self._window(data, rng))
+                loss = ce + cfg.lambda_tc * tc if cfg.lambda_tc > 0 else ce
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -240,27 +271,59 @@ class FineTuner:
                 on_step(step + 1, total, {"ce": ce_value, "tc": tc_value, "lr": lr})
         self.model.eval()
         seconds = time.perf_counter() - start
-        return {"steps": total, "seconds": seconds, "ce": sums["ce"] / total, "tc": sums["tc"] / total}
+        return {"steps": total, "seconds": seconds, "ce": sums["ce"] / total, "tc": sums["tc"] / total,
+                "view_items": view_items}
 
-    def _window(self, data: TrainingData, rng: np.random.Generator) -> tuple[int, int, int, int] | None:
-        """A random training window (y0, y1, x0, x1) in coarsest-tap cells, or None (whole frame)."""
-        if self.config.crop >= 1:
+    def _window(self, data: TrainingData, rng: np.random.Generator,
+                hw: tuple[int, int] | None = None) -> tuple[int, int, int, int] | None:
+        """A random training window (y0, y1, x0, x1) in coarsest-tap cells of an image of ``hw``
+        (default: the frame), or None (the whole image). Its size is the frame's ``crop``, so views
+        of every scale train on windows of one size."""
+        if self.config.crop >= 1 and hw is None:
             return None
-        ch, cw = self._coarse_cells(data)
-        hh, ww = max(1, round(ch * self.config.crop)), max(1, round(cw * self.config.crop))
+        fh, fw = self._coarse_cells(data, data.frame_hw)
+        ch, cw = self._coarse_cells(data, hw or data.frame_hw)
+        hh = min(ch, max(1, round(fh * self.config.crop)))
+        ww = min(cw, max(1, round(fw * self.config.crop)))
         y0, x0 = int(rng.integers(ch - hh + 1)), int(rng.integers(cw - ww + 1))
         return y0, y0 + hh, x0, x0 + ww
 
-    def _coarse_cells(self, data: TrainingData) -> tuple[int, int]:
+    def _coarse_cells(self, data: TrainingData, hw: tuple[int, int]) -> tuple[int, int]:
         stride = self._strides(data)[-1]
-        h, w = data.frame_hw
-        return -(-h // stride), -(-w // stride)
+        return -(-hw[0] // stride), -(-hw[1] // stride)
 
     def _strides(self, data: TrainingData) -> tuple[int, ...]:
         """Strides of the decoder's taps, finest first (read once from frame 0's taps)."""
         if self._tap_strides is None:
             self._tap_strides = tap_strides(data.taps(0), data.frame_hw)
         return self._tap_strides
+
+    def _crop(self, data: TrainingData, taps: list[torch.Tensor], hw: tuple[int, int],
+              window: tuple[int, int, int, int] | None) -> tuple[list[torch.Tensor], slice, slice]:
+        """``taps`` of an image of ``hw`` cut to ``window`` (coarsest-tap cells), and the rows and
+        columns of the image it covers."""
+        h, w = hw
+        if window is None:
+            return taps, slice(0, h), slice(0, w)
+        strides = self._strides(data)
+        coarse = strides[-1]
+        y0, y1, x0, x1 = window
+        taps = [tap[..., y0 * coarse // st : y1 * coarse // st, x0 * coarse // st : x1 * coarse // st]
+                for tap, st in zip(taps, strides)]
+        return taps, slice(y0 * coarse, min(y1 * coarse, h)), slice(x0 * coarse, min(x1 * coarse, w))
+
+    def _view_loss(self, data: TrainingData, t: int, view: View, rng: np.random.Generator) -> torch.Tensor:
+        """L_ce on a random window of ``view`` of annotated frame ``t``."""
+        cfg = self.config
+        s = cfg.loss_stride
+        taps, labels = data.view(t, view)  # type: ignore[attr-defined] - checked by run()
+        hw = labels.shape
+        taps, py, px = self._crop(data, taps, hw, self._window(data, rng, hw))
+        grid = (slice(py.start, py.stop, s), slice(px.start, px.stop, s))
+        target = torch.from_numpy(labels[grid].astype(np.int64))[None].to(self.device)
+        logits = self.model.decode([tap.to(self.device) for tap in taps])
+        logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+        return ce_loss(logits, target, cfg.ignore_index, self._weight)
 
     def _losses(
         self, data: TrainingData, t: int, t2: int, window: tuple[int, int, int, int] | None = None
@@ -271,14 +334,7 @@ class FineTuner:
         s = cfg.loss_stride
         h, w = data.frame_hw
         taps = [torch.cat(pair) for pair in zip(data.taps(t), data.taps(t2))]
-        py, px = slice(0, h), slice(0, w)  # the pixels trained on
-        if window is not None:
-            strides = self._strides(data)
-            coarse = strides[-1]
-            y0, y1, x0, x1 = window
-            taps = [tap[..., y0 * coarse // st : y1 * coarse // st, x0 * coarse // st : x1 * coarse // st]
-                    for tap, st in zip(taps, strides)]
-            py, px = slice(y0 * coarse, min(y1 * coarse, h)), slice(x0 * coarse, min(x1 * coarse, w))
+        taps, py, px = self._crop(data, taps, (h, w), window)
         taps = [tap.to(self.device) for tap in taps]
         grid = (slice(py.start, py.stop, s), slice(px.start, px.stop, s))
         gh, gw = -(-(py.stop - py.start) // s), -(-(px.stop - px.start) // s)

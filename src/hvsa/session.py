@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -120,13 +120,34 @@ class SessionConfig:
             selector=d["selector"],
             model=d.get("model"),
             decoder_channels=int(d.get("decoder_channels", 64)),
-            finetune=FinetuneConfig(**d["finetune"]),
+            # a session saved before views existed trained without them
+            finetune=FinetuneConfig(**({"view_share": 0.0} | d["finetune"])),
             flow_preset=d.get("flow_preset", "medium"),
             epsilon=float(d.get("epsilon", DEFAULT_EPSILON)),
             method=d.get("method", "hvsa"),
             cache_dir=d.get("cache_dir"),
             samples_from=d.get("samples_from"),
         )
+
+
+class _FrameOutput(NamedTuple):
+    """One frame's prediction (:meth:`Session._frame_outputs`).
+
+    Attributes:
+        t: frame index.
+        features: (1, D, h, w) network features (selection's diversity).
+        labels: uint8 (H, W) the method's labels.
+        uncertainty: float32 (H, W) 1 - their confidence.
+        select_labels: uint8 (H, W) the labels selection prices clicks on (before refinement).
+        select_uncertainty: float32 (H, W) the uncertainty selection ranks by (before refinement).
+    """
+
+    t: int
+    features: "torch.Tensor"
+    labels: np.ndarray
+    uncertainty: np.ndarray
+    select_labels: np.ndarray
+    select_uncertainty: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -173,6 +194,9 @@ class _SessionTrainingData:
     def reliable(self, t: int, t2: int) -> np.ndarray:
         return self._s.flows.reliable(t, t2)
 
+    def view(self, t: int, view):  # noqa: ANN001, ANN201 - View -> (list[torch.Tensor], np.ndarray)
+        return self._s.views.get(t, view, self._s.device), view.labels(self._s.annotation_map(t))
+
 
 class Session:
     """One video's labelling session, persisted in a folder. Use :meth:`create` or :meth:`open`."""
@@ -183,6 +207,7 @@ class Session:
         from hvsa.flow.cache import FlowCache
         from hvsa.methods import get_method
         from hvsa.model.taps import TapCache
+        from hvsa.model.views import ViewCache
         from hvsa.pools import Pool
         from hvsa.select import make_selector
         from hvsa.video.data import open_data
@@ -214,6 +239,7 @@ class Session:
             self.model = self._load_model()
             self.taps = TapCache(self.model, self.frames, video_cache / "taps", device=self.device)
             self._closers.append(self.taps)
+            self.views = ViewCache(self.model, self.frames, video_cache / "taps", device=self.device)
             h, w = self.hw
             self._pred = DiskArray.open_or_create(cache / "pred.u8", self.num_frames, (h, w), np.uint8,
                                                   meta={"what": "latest prediction"})
@@ -777,20 +803,26 @@ class Session:
 
     # ------------------------------------------------------------------ prediction
 
-    def _frame_outputs(self) -> Iterator[tuple[int, torch.Tensor, np.ndarray, np.ndarray]]:
-        """(t, features (1, D, h, w), labels uint8 (H, W), uncertainty float32 (H, W)) of every
-        frame in order, from the method's label source: the network's softmax (uncertainty
-        1 - (p1 - p2)), label propagation (uncertainty 1 - its confidence), or their per-pixel
-        fusion (:func:`hvsa.methods.fuse_labels`; uncertainty 1 - the winner's confidence). The
-        features, for selection, always come from the network. Run under ``torch.inference_mode()``."""
+    def _frame_outputs(self) -> Iterator[_FrameOutput]:
+        """The outputs of every frame in order (:class:`_FrameOutput`), from the method's label
+        source: the network's softmax (uncertainty 1 - (p1 - p2)), label propagation (uncertainty
+        1 - its confidence), or their per-pixel fusion (:func:`hvsa.methods.fuse_labels`;
+        uncertainty 1 - the winner's confidence). A method that refines
+        (:attr:`hvsa.methods.Method.refine`) runs the CRF on the source's class distribution
+        (:func:`hvsa.methods.fused_distribution`) and reads the labels and margins off the
+        result; selection still reads the source's own labels and uncertainty (mean-field
+        marginals are overconfident, and on DAVIS selecting from them chose worse samples).
+        The features, for selection, always come from the network. Run under
+        ``torch.inference_mode()``."""
         import torch
         import torch.nn.functional as F
 
-        from hvsa.methods import fuse_labels
+        from hvsa.methods import fuse_labels, fused_distribution
         from hvsa.select import margin_uncertainty_torch
 
         h, w = self.hw
         source = self.method.labels
+        refine = self.method.refine
         propagated = None
         if source in ("propagation", "fused"):
             from hvsa.propagate import propagate
@@ -807,15 +839,34 @@ class Session:
                     u = margin_uncertainty_torch(probs)[0].cpu().numpy()
                 if propagated is not None:
                     _, prop, conf = next(propagated)
-                    if source == "propagation":
-                        pred, u = prop, 1.0 - conf
-                    else:
-                        pred, margin = fuse_labels(pred, 1.0 - u, prop, conf)
-                        u = 1.0 - margin
-                yield t, f, pred, u
+                if source == "propagation":
+                    pred, u = prop, 1.0 - conf
+                elif source == "fused":
+                    fused, margin = fuse_labels(pred, 1.0 - u, prop, conf)
+                    pred, u = fused, 1.0 - margin
+                labels, unc = pred, u
+                if refine is not None:
+                    labels, unc = self._refined(t, probs[0].cpu().numpy() if source != "propagation" else None,
+                                                *((prop, conf) if propagated is not None else (None, None)))
+                yield _FrameOutput(t, f, labels, unc, pred, u)
         finally:
             if propagated is not None:
                 propagated.close()
+
+    def _refined(self, t: int, probs: np.ndarray | None, prop: np.ndarray | None,
+                 conf: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(labels uint8 (H, W), uncertainty 1 - margin float32 (H, W)) of frame ``t`` after the
+        method's CRF, from the network's softmax (C, H, W) and/or the propagation."""
+        from hvsa.crf import dense_crf
+        from hvsa.methods import fused_distribution
+        from hvsa.select.scores import margin_uncertainty
+
+        if prop is not None:
+            if probs is None:  # propagation alone: its label on top of a uniform distribution
+                probs = np.full((len(self.classes), *self.hw), 1.0 / len(self.classes), np.float32)
+            probs = fused_distribution(probs, prop, conf)
+        q = dense_crf(probs, self.frames.read(t), self.method.refine)
+        return q.argmax(0).astype(np.uint8), margin_uncertainty(q)
 
     def predict(
         self,
@@ -856,20 +907,21 @@ class Session:
         self.model.eval()
         with torch.inference_mode():
             outputs = self._frame_outputs()
-            for t, f, pred, u in progress(outputs, total=self.num_frames, desc=f"predicting (iteration {iteration})", unit="frame"):
+            for t, f, pred, u, sel_pred, sel_u in progress(outputs, total=self.num_frames,
+                                                           desc=f"predicting (iteration {iteration})", unit="frame"):
                 self._pred[t] = pred
                 self._conf[t] = np.round((1.0 - u) * 255).astype(np.uint8)
                 frame_conf[t] = float(1.0 - u.mean())
                 rm = self.pool.region_map(t)
                 n_t = self.pool.num_samples(t)
                 sl = slice(int(offsets[t]), int(offsets[t + 1]))
-                unc[sl] = reduce_per_sample(rm, u, n_t, "sum")
+                unc[sl] = reduce_per_sample(rm, sel_u, n_t, "sum")
                 fm = f[0].cpu().numpy()
                 if feats is None:
                     feats = np.zeros((n_total, fm.shape[0]), np.float16)
                 feats[sl] = _pool_features(rm, fm, n_t, sample_means)
                 if estimate_clicks:
-                    est[sl] = pool_clicks(pred, rm, n_t, epsilon=self.config.epsilon, ignore_index=self.classes.ignore_index)
+                    est[sl] = pool_clicks(sel_pred, rm, n_t, epsilon=self.config.epsilon, ignore_index=self.classes.ignore_index)
                 if scores is not None:
                     scores.update(self.gt[t], pred)
                 if prev is not None:

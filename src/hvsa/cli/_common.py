@@ -59,6 +59,12 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--crop", type=positive_float, default=None,
                    help="side of each item's random training window, a fraction of the frame's (default 0.5; 1 = whole frames)")
     m.add_argument("--lr", type=positive_float, default=None, help="learning rate (default 0.004)")
+    m.add_argument("--class-balance", type=nonneg_float, default=None,
+                   help="exponent of the cross-entropy's class weights: 0 = unweighted (the paper), 1 = inverse"
+                   " frequency (default 0.5)")
+    m.add_argument("--view-share", type=nonneg_float, default=None,
+                   help="share of the annotated training items taken from a rescaled or mirrored copy of the"
+                   " frame (0.75x, 1x mirrored, 1.25x) (default 0.5; 0 = the frames as they are)")
     m.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
 
 
@@ -72,4 +78,8 @@ def finetune_config(args: argparse.Namespace):  # noqa: ANN201 - FinetuneConfig
         kw["lr"] = args.lr
     if getattr(args, "crop", None) is not None:
         kw["crop"] = args.crop
+    if getattr(args, "view_share", None) is not None:
+        kw["view_share"] = args.view_share
+    if getattr(args, "class_balance", None) is not None:
+        kw["class_balance"] = args.class_balance
     return FinetuneConfig(**kw)
