@@ -68,21 +68,22 @@ class Lattice:
         rem0 = rem0 + (d + 1) * (low.astype(np.int64) - high.astype(np.int64))
         rem0 = rem0.astype(np.int64)
 
-        # Barycentric coordinates of each point in its simplex (rank is a permutation per row,
-        # so each scatter below writes every row once).
-        bary = np.zeros((n, d + 2))
-        v = (elevated - rem0) / (d + 1)
-        rows = np.arange(n)
-        for i in range(d + 1):
-            bary[rows, d - rank[:, i]] += v[:, i]
-            bary[rows, d - rank[:, i] + 1] -= v[:, i]
-        bary[:, 0] += 1.0 + bary[:, d + 1]
-        self._weights = bary[:, : d + 1].astype(np.float32)
+        # Barycentric coordinates of each point in its simplex: with v the differences ordered
+        # by rank (largest first), b_0 = 1 + v_d - v_0 and b_k = v_(d-k) - v_(d-k+1).
+        v = (elevated - rem0) / (d + 1)  # rem0 as adjusted above
+        by_rank = np.empty_like(rank)
+        np.put_along_axis(by_rank, rank, np.broadcast_to(np.arange(d + 1), rank.shape), axis=1)
+        v = np.take_along_axis(v, by_rank, axis=1)[:, ::-1]  # v[:, k] = difference of rank d - k
+        weights = np.empty((n, d + 1))
+        weights[:, 0] = 1.0 + v[:, 0] - v[:, d]
+        weights[:, 1:] = v[:, 1:] - v[:, :-1]
+        self._weights = weights.astype(np.float32)
 
-        # The d + 1 vertices of each point's simplex: remainder-k vertex = rem0 + canonical[k][rank].
-        k = np.arange(d + 1)
-        canonical = np.where(k[None, :] <= d - k[:, None], k[:, None], k[:, None] - (d + 1))  # [k, i]
-        keys = rem0[:, None, :d] + canonical[:, rank[:, :d]].transpose(1, 0, 2)  # (n, d+1, d)
+        # The d + 1 vertices of each point's simplex: the remainder-k vertex is rem0 + k, less
+        # d + 1 in the coordinates whose rank exceeds d - k (only the first d coordinates: the
+        # last follows from the zero sum).
+        k = np.arange(d + 1)[None, :, None]
+        keys = rem0[:, None, :d] + k - (d + 1) * (rank[:, None, :d] > d - k)  # (n, d+1, d)
         lo = int(keys.min()) - (d + 1)
         span = int(keys.max()) + (d + 1) - lo + 1
         bits = max(1, int(np.ceil(np.log2(span))))

@@ -3,7 +3,7 @@
 ``hvsa bench report DIR`` reads ``DIR/results.csv`` and writes ``DIR/report.md`` with, per
 dataset, a Figure-7-style plot (``DIR/figures/<dataset>.png``), a Table-1-style table (fewest
 clicks % reaching 80/85/90/95 % mIoU, and at which granularity), a Table-2-style table (mIoU,
-pixel accuracy and TC at each budget for finetune-only, lp, hvsa and hvsa-fused) and the seconds per
+pixel accuracy and TC at each budget for finetune-only, lp, hvsa, hvsa-fused and hvsa-crf) and the seconds per
 iteration. When ``DIR/bench.json`` exists (written by ``hvsa bench``) the command and the
 machine are quoted too; nothing else is read.
 """
@@ -138,7 +138,7 @@ def render_report(rows: Sequence[ResultRow], figures: dict[str, str], bench: dic
         out += [reach_table([r for r in reach if r.dataset == dataset]), ""]
         out += ["### Quality at fixed budgets: mIoU / pixel accuracy / TC, % (Table 2 style)", ""]
         sub = [p for p in budget if p.dataset == dataset]
-        out += [budget_table(sub) if sub else "No finetune-only, lp, hvsa or hvsa-fused runs.", ""]
+        out += [budget_table(sub) if sub else "No finetune-only, lp, hvsa, hvsa-fused or hvsa-crf runs.", ""]
         out += ["### Seconds per iteration", ""]
         out += [timing_table([t for t in times if t.dataset == dataset]), ""]
     return "\n".join(out).rstrip() + "\n"

@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 TABLE1_TARGETS = (0.80, 0.85, 0.90, 0.95)
-TABLE2_METHODS = ("finetune-only", "lp", "hvsa", "hvsa-fused")
+TABLE2_METHODS = ("finetune-only", "lp", "hvsa", "hvsa-fused", "hvsa-crf")
 _SECONDS = ("select", "annotate", "finetune", "predict", "total")
 _QUALITY = ("miou", "pixel_acc", "boundary_iou", "tc")
 
