@@ -55,7 +55,7 @@ class CRFConfig:
     appearance_weight: float = 5.0
     smoothness_xy: float = 3.0
     smoothness_weight: float = 3.0
-    settled: float = 0.99
+    settled: float = 0.95
     margin: int = 12
 
     def __post_init__(self) -> None:
