@@ -111,3 +111,18 @@ def test_fused_methods_train_and_keep_annotated_pixels(tmp_path: Path, clip: Pat
             np.testing.assert_array_equal(labels[known], s.annotation_map(t)[known])
             assert (conf[known] == 1).all()
     assert report["method"] == method and report["iterations"][-1]["miou"] > 0.5
+
+
+def test_hvsa_crf_selects_from_the_unrefined_labels(tmp_path: Path, clip: Path) -> None:
+    stats, labels = {}, {}
+    for method in ("hvsa-fused", "hvsa-crf"):
+        with Session.create(tmp_path / method, clip, method=method, finetune=FAST, granularity="rec32", seed=3) as s:
+            run_loop(s, LoopSettings(iterations=2, per_iteration=4), SimulatedAnnotator(s.gt))
+            with np.load(s.folder / "state" / "pred-2.npz") as z:
+                stats[method] = {k: z[k] for k in ("uncertainty", "est_clicks")}
+            labels[method] = np.stack([s.prediction(t)[0] for t in range(s.num_frames)])
+            chosen = [r.pool_index for r in s.store.annotations()]
+        stats[method]["chosen"] = np.array(chosen)
+    for key in ("uncertainty", "est_clicks", "chosen"):  # the same network, the same choices
+        np.testing.assert_array_equal(stats["hvsa-fused"][key], stats["hvsa-crf"][key])
+    assert (labels["hvsa-fused"] != labels["hvsa-crf"]).any()  # the CRF moved some outlines
