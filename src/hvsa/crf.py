@@ -49,7 +49,7 @@ class CRFConfig:
         margin: context kept around the uncertain pixels, px.
     """
 
-    iterations: int = 5
+    iterations: int = 3
     appearance_xy: float = 20.0
     appearance_rgb: float = 10.0
     appearance_weight: float = 5.0
