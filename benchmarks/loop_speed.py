@@ -7,6 +7,7 @@ annotator, and prints where the time goes, per frame. Peak RSS is the process's 
 
     python benchmarks/loop_speed.py --frames 100                   # speed
     python benchmarks/loop_speed.py --frames 1000 --iterations 1   # memory on a long clip
+    python benchmarks/loop_speed.py --frames 100 --method hvsa-crf # with the CRF
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--classes", type=int, default=5)
     p.add_argument("--iterations", type=int, default=3)
     p.add_argument("--granularity", default="frame")
+    p.add_argument("--method", default="hvsa", help="labelling method (default hvsa)")
     p.add_argument("--per-iteration", type=int, default=1, help="samples per iteration (default 1)")
     p.add_argument("--budget-pct", type=float, help="instead of --per-iteration: total clicks %%")
     p.add_argument("--work", type=Path, help="work folder (default: a temporary one, deleted)")
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             import shutil
 
             shutil.rmtree(folder)
-        with Session.create(folder, data, granularity=args.granularity) as s:
+        with Session.create(folder, data, granularity=args.granularity, method=args.method) as s:
             n = s.num_frames
             start = time.perf_counter()
             setup = s.prepare()
