@@ -8,6 +8,7 @@ annotator, and prints where the time goes, per frame. Peak RSS is the process's 
     python benchmarks/loop_speed.py --frames 100                   # speed
     python benchmarks/loop_speed.py --frames 1000 --iterations 1   # memory on a long clip
     python benchmarks/loop_speed.py --frames 100 --method hvsa-crf # with the CRF
+    python benchmarks/loop_speed.py --frames 100 --view-share 0    # no views of annotated frames
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import time
 from pathlib import Path
 
 from hvsa.annotate import SimulatedAnnotator
+from hvsa.errors import InputError
+from hvsa.finetune import FinetuneConfig
 from hvsa.session import LoopSettings, Session, run_loop
 from hvsa.synth import generate
 
@@ -33,11 +36,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iterations", type=int, default=3)
     p.add_argument("--granularity", default="frame")
     p.add_argument("--method", default="hvsa", help="labelling method (default hvsa)")
+    p.add_argument("--view-share", type=float, default=FinetuneConfig.view_share,
+                   help="share of annotated-frame items trained on a rescaled or mirrored view"
+                        f" (default {FinetuneConfig.view_share}; 0 = none)")
     p.add_argument("--per-iteration", type=int, default=1, help="samples per iteration (default 1)")
     p.add_argument("--budget-pct", type=float, help="instead of --per-iteration: total clicks %%")
     p.add_argument("--work", type=Path, help="work folder (default: a temporary one, deleted)")
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args(argv)
+    try:
+        finetune = FinetuneConfig(view_share=args.view_share)
+    except InputError as e:
+        p.error(str(e))
     with tempfile.TemporaryDirectory(prefix="hvsa-speed-") as tmp:
         work = args.work or Path(tmp)
         start = time.perf_counter()
@@ -48,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             import shutil
 
             shutil.rmtree(folder)
-        with Session.create(folder, data, granularity=args.granularity, method=args.method) as s:
+        with Session.create(folder, data, granularity=args.granularity, method=args.method, finetune=finetune) as s:
             n = s.num_frames
             start = time.perf_counter()
             setup = s.prepare()
@@ -77,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"mean select+finetune+predict: {sum(machine) / len(machine):.3f} s per frame per iteration")
     print(f"peak RSS: {peak_gb:.2f} GB")
     if args.json:
-        args.json.write_text(json.dumps({"frames": n, "size": [w, h], "setup_seconds": setup,
+        settings = {"method": args.method, "granularity": args.granularity, "classes": args.classes,
+                    "view_share": args.view_share, "per_iteration": per, "budget_pct": args.budget_pct}
+        args.json.write_text(json.dumps({"frames": n, "size": [w, h], "settings": settings, "setup_seconds": setup,
                                          "iterations": rows, "steps": steps, "peak_rss_gb": peak_gb}, indent=1))
     return 0
 
