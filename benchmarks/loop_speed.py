@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from hvsa.annotate import SimulatedAnnotator
+from hvsa.cli._common import add_model_arguments, finetune_config
 from hvsa.errors import InputError
-from hvsa.finetune import FinetuneConfig
 from hvsa.session import LoopSettings, Session, run_loop
 from hvsa.synth import generate
 
@@ -36,16 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iterations", type=int, default=3)
     p.add_argument("--granularity", default="frame")
     p.add_argument("--method", default="hvsa", help="labelling method (default hvsa)")
-    p.add_argument("--view-share", type=float, default=FinetuneConfig.view_share,
-                   help="share of annotated-frame items trained on a rescaled or mirrored view"
-                        f" (default {FinetuneConfig.view_share}; 0 = none)")
     p.add_argument("--per-iteration", type=int, default=1, help="samples per iteration (default 1)")
     p.add_argument("--budget-pct", type=float, help="instead of --per-iteration: total clicks %%")
     p.add_argument("--work", type=Path, help="work folder (default: a temporary one, deleted)")
     p.add_argument("--json", type=Path, help="also write the figures here")
+    add_model_arguments(p)  # --model, --device and the fine-tuning flags of `hvsa simulate`
     args = p.parse_args(argv)
     try:
-        finetune = FinetuneConfig(view_share=args.view_share)
+        finetune = finetune_config(args)
     except InputError as e:
         p.error(str(e))
     with tempfile.TemporaryDirectory(prefix="hvsa-speed-") as tmp:
@@ -58,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             import shutil
 
             shutil.rmtree(folder)
-        with Session.create(folder, data, granularity=args.granularity, method=args.method, finetune=finetune) as s:
+        with Session.create(folder, data, granularity=args.granularity, method=args.method, finetune=finetune,
+                            model=args.model, device=args.device) as s:
             n = s.num_frames
             start = time.perf_counter()
             setup = s.prepare()
@@ -88,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"peak RSS: {peak_gb:.2f} GB")
     if args.json:
         settings = {"method": args.method, "granularity": args.granularity, "classes": args.classes,
-                    "view_share": args.view_share, "per_iteration": per, "budget_pct": args.budget_pct}
+                    "per_iteration": per, "budget_pct": args.budget_pct, "model": args.model,
+                    "device": args.device, "finetune": finetune.to_dict()}
         args.json.write_text(json.dumps({"frames": n, "size": [w, h], "settings": settings, "setup_seconds": setup,
                                          "iterations": rows, "steps": steps, "peak_rss_gb": peak_gb}, indent=1))
     return 0
