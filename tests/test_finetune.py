@@ -272,3 +272,61 @@ def test_view_windows_have_the_frames_window_size() -> None:
     assert small == {(0, 2, 0, 3)}
     with pytest.raises(InputError, match="view-share"):
         FinetuneConfig(view_share=1.5)
+
+
+class _HalfAnnotatedData(_TinyData):
+    """_TinyData with only the left half of frame 0 annotated (class 0), and labels from before
+    the fine-tuning that are right (left half 0, right half 1) with confidence 0.9, but for one
+    column of 0.4, on both frames."""
+
+    def annotation(self, t: int) -> np.ndarray | None:
+        if t != 0:
+            return None
+        a = np.full((8, 8), 255, np.uint8)
+        a[:, :4] = 0
+        return a
+
+    def prediction(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = np.zeros((8, 8), np.uint8)
+        labels[:, 4:] = 1
+        conf = np.full((8, 8), 0.9, np.float32)
+        conf[:, 4:5] = 0.4
+        return labels, conf
+
+
+@pytest.mark.parametrize("hold", [0.0, 0.5])
+def test_hold_unseen_keeps_a_class_nobody_annotated(hold: float) -> None:
+    torch.manual_seed(0)
+    net, data = _TinyNet(), _HalfAnnotatedData()
+    cfg = FinetuneConfig(lr=0.5, min_steps=1, lambda_tc=0.0, crop=1.0, loss_stride=1, hold_unseen=hold)
+    stats = FineTuner(net, cfg).run(data, np.random.default_rng(0), steps=120)
+    with torch.no_grad():
+        pred = net.decode(data.taps(1)).argmax(1)[0]
+    assert pred[:, :4].eq(0).all()
+    if hold == 0:  # the paper: only class 0 was ever a target, so class 1 is gone
+        assert stats["unseen_classes"] == [] and pred.eq(0).all()
+    else:
+        assert stats["unseen_classes"] == [1] and pred[:, 4:].eq(1).all()
+
+
+def test_hold_unseen_targets() -> None:
+    data = _HalfAnnotatedData()
+    tuner = FineTuner(_TinyNet(), FinetuneConfig(min_steps=1, hold_unseen=0.5))
+    tuner.run(data, np.random.default_rng(0), steps=1)
+    grid = (slice(None), slice(None))
+    held = np.zeros((8, 8), np.int64)  # the labels from before, but where their confidence is 0.4 < 0.5
+    held[:, 4] = 255
+    held[:, 5:] = 1
+    np.testing.assert_array_equal(tuner._target(data, 1, grid), held)  # noqa: SLF001 - unannotated
+    np.testing.assert_array_equal(tuner._target(data, 0, grid), held)  # noqa: SLF001 - annotation + held
+    data.annotation = lambda t: np.where(_HalfAnnotatedData.annotation(data, 0) == 255, 255, 1).astype(np.uint8) \
+        if t == 0 else None  # the annotation disagrees with the labels from before: it wins
+    tuner.run(data, np.random.default_rng(0), steps=1)
+    assert (tuner._target(data, 0, grid)[:, :4] == 1).all()  # noqa: SLF001
+    # once every class has an annotated pixel, nothing is held
+    data.annotation = lambda t: _TinyData.annotation(data, t)
+    assert tuner.run(data, np.random.default_rng(0), steps=1)["unseen_classes"] == []
+    assert tuner._target(data, 1, grid) is None  # noqa: SLF001 - unannotated and nothing held
+    np.testing.assert_array_equal(tuner._target(data, 0, grid), _TinyData.annotation(data, 0))  # noqa: SLF001
+    with pytest.raises(InputError, match="hold-unseen"):
+        FinetuneConfig(hold_unseen=1.5)

@@ -39,6 +39,16 @@ def test_finetune_only_saves_lambda_zero_and_old_configs_default_to_hvsa(tmp_pat
     assert SessionConfig.from_dict(old).method == "hvsa"
 
 
+@pytest.mark.parametrize(("method", "hold"), [("hvsa", 0.0), ("finetune-only", 0.0), ("hvsa-fused", 0.7), ("hvsa-crf", 0.7)])
+def test_the_papers_methods_never_hold(tmp_path: Path, clip: Path, method: str, hold: float) -> None:
+    assert FinetuneConfig().hold_unseen == 0.5
+    with Session.create(tmp_path / "s", clip, method=method, finetune=FinetuneConfig(hold_unseen=0.7)) as s:
+        assert s.config.finetune.hold_unseen == hold
+    old = json.loads((tmp_path / "s" / "config.json").read_text())
+    del old["finetune"]["hold_unseen"]  # saved before the hold existed: trained without it
+    assert SessionConfig.from_dict(old).finetune.hold_unseen == 0.0
+
+
 @pytest.mark.parametrize("method", ["lp", "copy"])
 def test_baselines_label_from_annotations_without_training(tmp_path: Path, clip: Path, method: str) -> None:
     folder = tmp_path / method

@@ -12,7 +12,9 @@ taps come from a per-video disk cache), the decoder is trained with SGD (momentu
 learning-rate decay), continuing from the previous iteration's weights. A share of the items
 that start at an annotated frame train L_ce on a *view* of it instead (rescaled or mirrored and
 re-encoded, :mod:`hvsa.model.views`): a few annotated frames then teach the object at the sizes
-and orientations the rest of the video shows it in.
+and orientations the rest of the video shows it in. While some class has no annotated pixel,
+``hold_unseen`` adds the confident labels from before the fine-tuning to L_ce's targets, so a
+first batch of background samples does not erase the classes nobody has annotated yet.
 """
 
 from __future__ import annotations
@@ -109,6 +111,10 @@ class TrainingData(Protocol):
     # def view(self, t: int, view: View) -> tuple[list[torch.Tensor], np.ndarray]:
     #     """Taps of ``view`` of annotated frame t, and its annotation seen through the view."""
 
+    # Optional: without it, nothing is held (FinetuneConfig.hold_unseen).
+    # def prediction(self, t: int) -> tuple[np.ndarray, np.ndarray] | None:
+    #     """Labels uint8 (H, W) and confidence float32 (H, W) of frame t before this fine-tuning."""
+
 
 @dataclass(frozen=True)
 class FinetuneConfig:
@@ -141,6 +147,14 @@ class FinetuneConfig:
             of that frame (:func:`hvsa.model.views.views_for` of ``view_scales``) instead of
             the pair; 0 trains on the frames as they are (the paper).
         view_scales: scales of the views (each plain and mirrored; scale 1 mirrored only).
+        hold_unseen: while some class has no annotated pixel, the labels from before this
+            fine-tuning are held where their confidence is at least this: those pixels (outside
+            the annotations) join L_ce as targets of their label. Without it, the first samples
+            annotated (often all background) teach the decoder that every other class is
+            absent; holding only the unseen classes would teach the opposite, as their targets
+            would then cover the video and the seen classes' only the samples. The hold ends
+            once every class has an annotated pixel. 0 holds nothing (the paper; the methods
+            ``hvsa`` and ``finetune-only`` always train so, :mod:`hvsa.methods`).
         ignore_index: label of unannotated pixels.
     """
 
@@ -158,6 +172,7 @@ class FinetuneConfig:
     crop: float = 0.5
     view_share: float = 0.5
     view_scales: tuple[float, ...] = (0.75, 1.25)
+    hold_unseen: float = 0.5
     ignore_index: int = 255
 
     def __post_init__(self) -> None:
@@ -175,6 +190,8 @@ class FinetuneConfig:
             raise InputError(f"class-balance: expected an exponent >= 0, got {self.class_balance}")
         if not 0 <= self.annotated_share <= 1:
             raise InputError(f"annotated_share: expected a number in [0, 1], got {self.annotated_share}")
+        if not 0 <= self.hold_unseen <= 1:
+            raise InputError(f"hold-unseen: expected a confidence in [0, 1], got {self.hold_unseen}")
         if not 0 < self.crop <= 1:
             raise InputError(f"crop: expected a fraction in (0, 1], got {self.crop}")
         if self.loss_stride not in (1, 2, 4):
@@ -215,6 +232,7 @@ class FineTuner:
         self.config = config
         self.device = torch.device(device)
         self._tap_strides: tuple[int, ...] | None = None
+        self._unseen: np.ndarray | None = None  # the unseen class ids while the run holds (hold_unseen)
 
     def run(
         self,
@@ -239,7 +257,11 @@ class FineTuner:
             if a is not None:
                 counts += np.bincount(a.ravel(), minlength=256)
         counts[cfg.ignore_index] = 0
-        self._weight = torch.from_numpy(class_weights(counts[: self.model.num_classes], cfg.class_balance)).to(self.device)
+        counts = counts[: self.model.num_classes]
+        self._unseen = None
+        if cfg.hold_unseen > 0 and hasattr(data, "prediction") and not (counts > 0).all():
+            self._unseen = np.flatnonzero(counts == 0)
+        self._weight = torch.from_numpy(class_weights(counts, cfg.class_balance)).to(self.device)
         views = views_for(cfg.view_scales) if cfg.view_share > 0 and hasattr(data, "view") else ()
         annotated_set = set(annotated)
         params = [p for p in self.model.decoder.parameters() if p.requires_grad]
@@ -272,7 +294,25 @@ class FineTuner:
         self.model.eval()
         seconds = time.perf_counter() - start
         return {"steps": total, "seconds": seconds, "ce": sums["ce"] / total, "tc": sums["tc"] / total,
-                "view_items": view_items}
+                "view_items": view_items, "unseen_classes": [] if self._unseen is None else self._unseen.tolist()}
+
+    def _target(self, data: TrainingData, t: int, grid: tuple[slice, slice]) -> np.ndarray | None:
+        """int64 L_ce target of frame ``t`` on ``grid``: its annotation, and, outside it while a
+        class is unseen, the labels from before this fine-tuning where they are confident enough
+        (``hold_unseen``); the ignore index elsewhere. None: nothing to learn there."""
+        cfg = self.config
+        a = data.annotation(t)
+        target = None if a is None else a[grid].astype(np.int64)
+        if self._unseen is not None:
+            before = data.prediction(t)  # type: ignore[attr-defined] - checked by run()
+            if before is not None:
+                labels, conf = before[0][grid], before[1][grid]
+                hold = conf >= cfg.hold_unseen
+                if target is None:
+                    target = np.full(labels.shape, cfg.ignore_index, np.int64)
+                hold &= target == cfg.ignore_index
+                target[hold] = labels[hold]
+        return target
 
     def _window(self, data: TrainingData, rng: np.random.Generator,
                 hw: tuple[int, int] | None = None) -> tuple[int, int, int, int] | None:
@@ -341,9 +381,9 @@ class FineTuner:
         logits = F.interpolate(self.model.decode(taps), size=(gh, gw), mode="bilinear", align_corners=False)
         target = torch.full((2, gh, gw), cfg.ignore_index, dtype=torch.int64)
         for i, u in enumerate((t, t2)):
-            a = data.annotation(u)
+            a = self._target(data, u, grid)
             if a is not None:
-                target[i] = torch.from_numpy(a[grid].astype(np.int64))
+                target[i] = torch.from_numpy(a)
         ce = ce_loss(logits, target.to(self.device), cfg.ignore_index, self._weight)
         if cfg.lambda_tc <= 0:
             return ce, ce.detach() * 0.0

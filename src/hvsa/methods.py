@@ -7,11 +7,12 @@ name            what it does
 =============== ==================================================================================
 hvsa            the paper's method: test-time fine-tuning (lambda * L_tc + L_ce), labels from the
                 network
-hvsa-fused      the same fine-tuning; per pixel, the label of whichever is more confident: the
-                network (its margin p1 - p2) or label propagation from the annotated pixels (its
-                chain confidence), so annotated pixels keep their labels and pixels on reliable
-                flow chains near them follow the chains
-finetune-only   the same with lambda = 0 (cross-entropy on the annotated pixels only)
+hvsa-fused      the same fine-tuning, holding the confident labels from before while some class
+                has no annotated pixel (``FinetuneConfig.hold_unseen``); per pixel, the label of
+                whichever is more confident: the network (its margin p1 - p2) or label
+                propagation from the annotated pixels (its chain confidence), so annotated pixels
+                keep their labels and pixels on reliable flow chains near them follow the chains
+finetune-only   the paper's fine-tuning with lambda = 0 (cross-entropy on the annotated pixels only)
 lp              no training: labels propagated along optical-flow chains from the annotated
                 pixels, forward and backward (:mod:`hvsa.propagate`)
 copy            no training: every pixel copies the nearest-in-time annotation covering it
@@ -54,6 +55,8 @@ class Method:
             :func:`fuse_labels`).
         lambda_tc: when set, the weight of L_tc this method trains with, whatever the session's
             fine-tuning settings say.
+        hold_unseen: when set, the hold (:attr:`hvsa.finetune.FinetuneConfig.hold_unseen`) this
+            method trains with, whatever the session's fine-tuning settings say.
         propagation: settings of the propagation, for ``labels = "propagation"``.
         refine: when set, the labels' per-pixel class distribution is refined by a fully
             connected CRF on the frame (:func:`hvsa.crf.dense_crf`) before the labels are read
@@ -65,6 +68,7 @@ class Method:
     trains: bool
     labels: str
     lambda_tc: float | None = None
+    hold_unseen: float | None = None
     propagation: PropagationConfig | None = None
     refine: CRFConfig | None = None
     summary: str = ""
@@ -77,9 +81,9 @@ class Method:
 
     def finetune_config(self, config: FinetuneConfig) -> FinetuneConfig:
         """``config`` with this method's fixed settings applied (the effective configuration)."""
-        if self.lambda_tc is None or config.lambda_tc == self.lambda_tc:
-            return config
-        return dataclasses.replace(config, lambda_tc=self.lambda_tc)
+        fixed = {name: value for name in ("lambda_tc", "hold_unseen")
+                 if (value := getattr(self, name)) is not None and getattr(config, name) != value}
+        return dataclasses.replace(config, **fixed) if fixed else config
 
 
 METHODS: Registry[Method] = Registry("method")
@@ -89,12 +93,14 @@ def _add(method: Method) -> None:
     METHODS.register(method.name)(method)
 
 
-_add(Method("hvsa", trains=True, labels="network", summary="test-time fine-tuning, lambda L_tc + L_ce (paper)"))
+_add(Method("hvsa", trains=True, labels="network", hold_unseen=0.0,
+            summary="test-time fine-tuning, lambda L_tc + L_ce (paper)"))
 _add(Method("hvsa-fused", trains=True, labels="fused", propagation=PropagationConfig(),
             summary="test-time fine-tuning, labels fused with flow propagation where it is more confident"))
 _add(Method("hvsa-crf", trains=True, labels="fused", propagation=PropagationConfig(), refine=CRFConfig(),
             summary="hvsa-fused, its outlines moved onto the frame's edges by a fully connected CRF"))
-_add(Method("finetune-only", trains=True, labels="network", lambda_tc=0.0, summary="test-time fine-tuning, L_ce only"))
+_add(Method("finetune-only", trains=True, labels="network", lambda_tc=0.0, hold_unseen=0.0,
+            summary="test-time fine-tuning, L_ce only"))
 _add(Method("lp", trains=False, labels="propagation", propagation=PropagationConfig(),
             summary="label propagation along flow chains, forward and backward"))
 _add(Method("copy", trains=False, labels="propagation", propagation=PropagationConfig(follow_flow=False),

@@ -120,8 +120,8 @@ class SessionConfig:
             selector=d["selector"],
             model=d.get("model"),
             decoder_channels=int(d.get("decoder_channels", 64)),
-            # a session saved before views existed trained without them
-            finetune=FinetuneConfig(**({"view_share": 0.0} | d["finetune"])),
+            # a session saved before views (or the hold) existed trained without them
+            finetune=FinetuneConfig(**({"view_share": 0.0, "hold_unseen": 0.0} | d["finetune"])),
             flow_preset=d.get("flow_preset", "medium"),
             epsilon=float(d.get("epsilon", DEFAULT_EPSILON)),
             method=d.get("method", "hvsa"),
@@ -196,6 +196,9 @@ class _SessionTrainingData:
 
     def view(self, t: int, view):  # noqa: ANN001, ANN201 - View -> (list[torch.Tensor], np.ndarray)
         return self._s.views.get(t, view, self._s.device), view.labels(self._s.annotation_map(t))
+
+    def prediction(self, t: int) -> tuple[np.ndarray, np.ndarray] | None:
+        return self._s.prediction(t) if self._s._pred.is_filled(t) else None
 
 
 class Session:

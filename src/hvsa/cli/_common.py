@@ -66,6 +66,10 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--view-share", type=nonneg_float, default=None,
                    help="share of the annotated training items taken from a rescaled or mirrored copy of the"
                    " frame (0.75x, 1x mirrored, 1.25x) (default 0.5; 0 = the frames as they are)")
+    m.add_argument("--hold-unseen", type=nonneg_float, default=None,
+                   help="while some class has no annotated pixel, also train on the previous labels where their"
+                   " confidence is at least this (default 0.5; 0 = off; hvsa and finetune-only never do, as in the"
+                   " paper)")
     m.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
 
 
@@ -83,4 +87,6 @@ def finetune_config(args: argparse.Namespace):  # noqa: ANN201 - FinetuneConfig
         kw["view_share"] = args.view_share
     if getattr(args, "class_balance", None) is not None:
         kw["class_balance"] = args.class_balance
+    if getattr(args, "hold_unseen", None) is not None:
+        kw["hold_unseen"] = args.hold_unseen
     return FinetuneConfig(**kw)
