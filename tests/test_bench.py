@@ -18,6 +18,7 @@ from hvsa.bench.results import (
     Point,
     ResultRow,
     aggregate,
+    complete_runs,
     fewest_clicks,
     fixed_budget_rows,
     read_results,
@@ -181,6 +182,14 @@ def test_fixed_budget_rows_keep_table_2_methods_in_order() -> None:
     table = budget_table(fixed_budget_rows(points)).splitlines()
     assert table[0] == "| method | granularity | selector | budget 1 % |"
     assert table[2] == "| finetune-only | frame | hvsa | 60.0 / 90.0 / 80.0 (1.00 %) |"
+
+
+def test_partial_points_are_counted_and_marked() -> None:
+    full, partial = replace(_point("frame", 1, 1.0, 0.8), runs=10), replace(_point("frame", 2, 1.9, 0.9), runs=3)
+    other = replace(_point("frame", 1, 1.0, 0.5), dataset="camvid", runs=3)
+    assert complete_runs([full, partial, other]) == {"davis": 10, "camvid": 3}
+    table = budget_table([full, partial], complete=10).splitlines()
+    assert table[2] == "| hvsa | frame | hvsa | 80.0 / 90.0 / 80.0 (1.00 %) | 90.0 / 90.0 / 80.0 (1.90 %) [3 of 10 runs] |"
 
 
 def test_timings_average_every_iteration() -> None:

@@ -23,6 +23,7 @@ from hvsa.bench.results import (
     ResultRow,
     Timing,
     aggregate,
+    complete_runs,
     fewest_clicks,
     fixed_budget_rows,
     read_results,
@@ -69,9 +70,10 @@ def reach_table(reaches: Sequence[Reach]) -> str:
     return markdown_table(["method", "selector", *(f"mIoU >= {100 * t:g} %" for t in targets)], body)
 
 
-def budget_table(points: Sequence[Point]) -> str:
+def budget_table(points: Sequence[Point], complete: int | None = None) -> str:
     """Table 2 style, one dataset: rows (method, granularity, selector), a column per budget,
-    cells "mIoU / pixel acc. / TC" in percent (and the clicks % actually spent)."""
+    cells "mIoU / pixel acc. / TC" in percent (and the clicks % actually spent); with
+    ``complete``, a point of fewer runs says how many it averages."""
     budgets = sorted({p.budget_pct for p in points})
     rows: dict[tuple[str, str, str], dict[float, Point]] = {}
     for p in points:
@@ -85,6 +87,7 @@ def budget_table(points: Sequence[Point]) -> str:
                 "-" if p is None
                 else f"{_pct(p.miou)} / {_pct(p.pixel_acc)} / {_pct(p.tc)}"
                 + ("" if p.clicks_pct is None else f" ({p.clicks_pct:.2f} %)")
+                + ("" if complete is None or p.runs >= complete else f" [{p.runs} of {complete} runs]")
             )  # fmt: skip
         body.append(line)
     return markdown_table(["method", "granularity", "selector", *(f"budget {b:g} %" for b in budgets)], body)
@@ -114,7 +117,9 @@ def render_report(rows: Sequence[ResultRow], figures: dict[str, str], bench: dic
     """The Markdown report of ``rows``; ``figures`` maps a dataset to its figure's relative path,
     ``bench`` is the content of ``bench.json`` (command, machine) when known."""
     points = aggregate(rows)
-    reach = fewest_clicks(points, TABLE1_TARGETS)
+    complete = complete_runs(points)
+    # a partial point's mean is over other sequences than the rest: it cannot be Table 1's answer
+    reach = fewest_clicks([p for p in points if p.runs >= complete[p.dataset]], TABLE1_TARGETS)
     budget = fixed_budget_rows(points)
     times = timings(rows)
     runs = {r.run for r in rows}
@@ -134,11 +139,15 @@ def render_report(rows: Sequence[ResultRow], figures: dict[str, str], bench: dic
         out += ["", f"## {dataset}", ""]
         if dataset in figures:
             out += [f"![{dataset}: quality against annotation cost]({figures[dataset]})", ""]
+        partial = sum(p.runs < complete[dataset] for p in points if p.dataset == dataset)
+        if partial:
+            out += [f"{partial} of the configurations average fewer than {complete[dataset]} runs (a grid still"
+                    " running, or failed runs): Table 1 leaves them out, Table 2 marks them.", ""]
         out += ["### Fewest clicks % reaching a quality (Table 1 style)", ""]
         out += [reach_table([r for r in reach if r.dataset == dataset]), ""]
         out += ["### Quality at fixed budgets: mIoU / pixel accuracy / TC, % (Table 2 style)", ""]
         sub = [p for p in budget if p.dataset == dataset]
-        out += [budget_table(sub) if sub else "No finetune-only, lp, hvsa, hvsa-fused or hvsa-crf runs.", ""]
+        out += [budget_table(sub, complete[dataset]) if sub else "No finetune-only, lp, hvsa, hvsa-fused or hvsa-crf runs.", ""]
         out += ["### Seconds per iteration", ""]
         out += [timing_table([t for t in times if t.dataset == dataset]), ""]
     return "\n".join(out).rstrip() + "\n"

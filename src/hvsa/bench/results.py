@@ -35,6 +35,7 @@ __all__ = [
     "aggregate",
     "fewest_clicks",
     "fixed_budget_rows",
+    "complete_runs",
     "timings",
     "TABLE1_TARGETS",
     "TABLE2_METHODS",
@@ -215,6 +216,16 @@ def aggregate(rows: Sequence[ResultRow]) -> list[Point]:
             )
         )
     return points
+
+
+def complete_runs(points: Sequence[Point]) -> dict[str, int]:
+    """Per dataset, the runs a finished configuration averages: the most any of its points has
+    (sequences x seeds once a grid is done). A point with fewer is partial: a grid still running,
+    or a run that failed, and its mean is over other sequences than its neighbours'."""
+    full: dict[str, int] = {}
+    for p in points:
+        full[p.dataset] = max(full.get(p.dataset, 0), p.runs)
+    return full
 
 
 @dataclass(frozen=True)
