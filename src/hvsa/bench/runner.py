@@ -435,11 +435,13 @@ def run_bench(
                 # taps are the pre-trained network's: pre-training leaves the encoder frozen)
                 unready: set[str] = set()
                 prepares = [(seq, str(_sequence_cache(out, seq)), settings, ()) for seq in train_seqs]
-                for (seq, *_), _, err in workers.run(prepare_sequence, prepares):
+                for (seq, *_), seconds, err in workers.run(prepare_sequence, prepares):
                     bar.update(1)
                     if err is not None:
                         unready.add(seq.key)
                         echo(f"failed to prepare {seq.key}: {type(err).__name__}: {err}")
+                    else:
+                        echo(f"prepared {seq.key} in {seconds:.0f} s")
                 pretrains = []
                 for f in to_train:
                     bad = [s.key for s in f.train if s.key in unready]
@@ -460,11 +462,13 @@ def run_bench(
             prepares = [(seq, str(_sequence_cache(out, seq)), settings_for(seq), grans) for seq in seqs
                         if seq.key not in blocked]
             bar.update(len(seqs) - len(prepares))
-            for (seq, *_), _, err in workers.run(prepare_sequence, prepares):
+            for (seq, *_), seconds, err in workers.run(prepare_sequence, prepares):
                 bar.update(1)
                 if err is not None:
                     blocked.add(seq.key)
                     echo(f"failed to prepare {seq.key}: {type(err).__name__}: {err}")
+                else:
+                    echo(f"prepared {seq.key} in {seconds:.0f} s")
             for r in todo:
                 if r.sequence.key in blocked:
                     outcome.failed[r.run_id] = "its sequence (or the network of its fold) could not be prepared"
