@@ -428,20 +428,26 @@ def run_bench(
                           key=lambda f: f.name)
         train_seqs = sorted({s for f in to_train for s in f.train})
         bar = progress_bar(total=len(train_seqs) + len(to_train) + len(seqs) + len(todo), desc="bench", unit="task")
+
+        def prepare(prepares: list[tuple]) -> set[str]:
+            """Fill the caches of ``prepares`` (prepare_sequence's arguments) in the workers; the
+            keys of the sequences that failed."""
+            failed: set[str] = set()
+            for (seq, *_), seconds, err in workers.run(prepare_sequence, prepares):
+                bar.update(1)
+                if err is not None:
+                    failed.add(seq.key)
+                    echo(f"failed to prepare {seq.key}: {type(err).__name__}: {err}")
+                else:
+                    echo(f"prepared {seq.key} in {seconds:.0f} s")
+            return failed
+
         try:
             blocked: set[str] = set()
             if to_train:
                 # the folds' training sequences get their caches first (the ImageNet encoder's
                 # taps are the pre-trained network's: pre-training leaves the encoder frozen)
-                unready: set[str] = set()
-                prepares = [(seq, str(_sequence_cache(out, seq)), settings, ()) for seq in train_seqs]
-                for (seq, *_), seconds, err in workers.run(prepare_sequence, prepares):
-                    bar.update(1)
-                    if err is not None:
-                        unready.add(seq.key)
-                        echo(f"failed to prepare {seq.key}: {type(err).__name__}: {err}")
-                    else:
-                        echo(f"prepared {seq.key} in {seconds:.0f} s")
+                unready = prepare([(seq, str(_sequence_cache(out, seq)), settings, ()) for seq in train_seqs])
                 pretrains = []
                 for f in to_train:
                     bad = [s.key for s in f.train if s.key in unready]
@@ -462,13 +468,7 @@ def run_bench(
             prepares = [(seq, str(_sequence_cache(out, seq)), settings_for(seq), grans) for seq in seqs
                         if seq.key not in blocked]
             bar.update(len(seqs) - len(prepares))
-            for (seq, *_), seconds, err in workers.run(prepare_sequence, prepares):
-                bar.update(1)
-                if err is not None:
-                    blocked.add(seq.key)
-                    echo(f"failed to prepare {seq.key}: {type(err).__name__}: {err}")
-                else:
-                    echo(f"prepared {seq.key} in {seconds:.0f} s")
+            blocked |= prepare(prepares)
             for r in todo:
                 if r.sequence.key in blocked:
                     outcome.failed[r.run_id] = "its sequence (or the network of its fold) could not be prepared"
