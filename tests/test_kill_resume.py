@@ -21,7 +21,9 @@ def _simulate(data: Path, out: Path, flags: list[str], *, resume: bool = False) 
     cmd = [sys.executable, "-m", "hvsa", "simulate", str(data), "--out", str(out), *flags]
     if resume:
         cmd.append("--resume")
-    env = {**os.environ, "HVSA_PROGRESS": "0"}
+    # One thread each: the reference and the run to be killed share the machine, and two
+    # processes each spinning a thread per core slow each other down many times over.
+    env = {**os.environ, "HVSA_PROGRESS": "0", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
