@@ -158,6 +158,24 @@ def test_aggregate_averages_final_iterations_over_sequences() -> None:
     assert p.tc == pytest.approx(0.8)  # the missing figure is left out of the mean
 
 
+def test_seeds_are_averaged_and_their_spread_is_reported(tmp_path: Path) -> None:
+    from hvsa.bench.plots import curves_figure
+
+    other = SequenceRef("davis", "dog", "/data/davis/dog")
+    rows = []
+    for seed, (a, b) in {0: (0.6, 0.8), 1: (0.9, 0.9), 2: (0.7, 0.7)}.items():
+        for seq, m in ((SEQ, a), (other, b)):
+            rows += [replace(r, seed=seed) for r in _rows(sequence=seq, miou=(0.1, m))]
+    (p,) = aggregate(rows)
+    assert p.runs == 6 and p.miou == pytest.approx(0.7667, abs=1e-4)
+    assert p.miou_per_seed == pytest.approx((0.7, 0.9, 0.7))
+    assert budget_table([p]).splitlines()[2] == "| hvsa | frame | hvsa | 76.7 / 90.0 / 80.0 (2.00 %), seeds 70.0-90.0 |"
+    (one,) = aggregate([r for r in rows if r.seed == 1])
+    assert one.miou_per_seed == pytest.approx((0.9,)) and "seeds" not in budget_table([one])
+    figure = curves_figure(tmp_path / "seeds.png", [p, replace(p, budget_pct=3.0, clicks_pct=3.0)])
+    assert figure.stat().st_size > 0
+
+
 def test_fewest_clicks_picks_the_cheapest_point_and_its_granularity() -> None:
     points = [
         _point("frame", 1, 1.0, 0.78), _point("frame", 2, 2.1, 0.86), _point("frame", 3, 2.9, 0.91),
@@ -358,6 +376,14 @@ def test_workers_end_when_the_bench_process_is_killed(tmp_path: Path) -> None:
     while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [p for p in pids if alive(p)], "workers outlived the killed bench process"
+
+
+def test_a_narrow_log_axis_is_labelled_at_its_points() -> None:
+    from hvsa.bench.plots import _narrow_axis_ticks
+
+    assert _narrow_axis_ticks([1.963, 1.681, None, 1.681], 1.6, 2.05) == [1.68, 1.96]
+    assert _narrow_axis_ticks([0.9, 1.9, 2.9], 0.8, 3.2) is None
+    assert _narrow_axis_ticks([None], 1.0, 1.1) is None
 
 
 def test_log_axis_minor_labels_only_at_2_3_and_5() -> None:

@@ -85,10 +85,19 @@ def _minor_label(v: float, _pos: object = None) -> str:
     return f"{v:g}" if min(abs(lead - d) for d in (2, 3, 5)) < 1e-6 else ""
 
 
+def _narrow_axis_ticks(xs: Sequence[float | None], lo: float, hi: float) -> list[float] | None:
+    """The ticks of a log x axis from ``lo`` to ``hi`` too narrow for labels at 1, 2, 3 and 5
+    times a power of ten (less than a factor 3, so maybe none in view): the points' own ``xs``,
+    to two decimals. None for a wider axis, which keeps those labels."""
+    kept = sorted({round(x, 2) for x in xs if x})
+    return kept if kept and hi < 3 * lo else None
+
+
 def curves_figure(out: str | os.PathLike, points: Sequence["Point"], title: str = "") -> Path:
     """Figure 7 of the paper for one dataset: mIoU against clicks %, boundary IoU against
     clicks % and mIoU against annotated pixels %, log x, one line per (granularity, selector,
-    method); colour = method and selector, marker and line style = granularity.
+    method); colour = method and selector, marker and line style = granularity. A point of
+    several seeds has a bar from its seeds' lowest to highest mean mIoU.
 
     Args:
         out: PNG path.
@@ -122,10 +131,18 @@ def curves_figure(out: str | os.PathLike, points: Sequence["Point"], title: str 
                 marker=_MARKERS[gi % len(_MARKERS)], linestyle=_STYLES[gi % len(_STYLES)],
                 color=colours(ci % 10), label=f"{m} ({s} selection, {g})",
             )  # fmt: skip
+            spread = [p for p in pts if len(p.miou_per_seed) > 1]
+            if yk == "miou" and spread:  # the seeds' lowest and highest mean mIoU
+                ax.vlines([getattr(p, xk) for p in spread], [min(p.miou_per_seed) for p in spread],
+                          [max(p.miou_per_seed) for p in spread], color=colours(ci % 10), alpha=0.6)  # fmt: skip
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(ticker.FuncFormatter(_minor_label))
         ax.tick_params(axis="x", which="minor", labelsize=7)
+        ticks = _narrow_axis_ticks([getattr(p, xk) for p in points], *ax.get_xlim())
+        if ticks:
+            ax.xaxis.set_major_locator(ticker.FixedLocator(ticks))
+            ax.xaxis.set_minor_locator(ticker.NullLocator())
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")

@@ -53,6 +53,12 @@ def _pct(v: float | None, digits: int = 1) -> str:
     return "-" if v is None else f"{100 * v:.{digits}f}"
 
 
+def _seed_range(p: Point) -> str:
+    """", seeds LO-HI": the lowest and highest mean mIoU of a point's seeds ("" for one seed)."""
+    ms = p.miou_per_seed
+    return f", seeds {_pct(min(ms))}-{_pct(max(ms))}" if len(ms) > 1 else ""
+
+
 def reach_table(reaches: Sequence[Reach]) -> str:
     """Table 1 style, one dataset: rows (method, selector), a column per target mIoU, cells
     "clicks % (granularity)" or "-" when no configuration reaches the target."""
@@ -72,8 +78,9 @@ def reach_table(reaches: Sequence[Reach]) -> str:
 
 def budget_table(points: Sequence[Point], complete: int | None = None) -> str:
     """Table 2 style, one dataset: rows (method, granularity, selector), a column per budget,
-    cells "mIoU / pixel acc. / TC" in percent (and the clicks % actually spent); with
-    ``complete``, a point of fewer runs says how many it averages."""
+    cells "mIoU / pixel acc. / TC" in percent (and the clicks % actually spent); a point of
+    several seeds gives the range of their mean mIoUs; with ``complete``, a point of fewer runs
+    says how many it averages."""
     budgets = sorted({p.budget_pct for p in points})
     rows: dict[tuple[str, str, str], dict[float, Point]] = {}
     for p in points:
@@ -87,6 +94,7 @@ def budget_table(points: Sequence[Point], complete: int | None = None) -> str:
                 "-" if p is None
                 else f"{_pct(p.miou)} / {_pct(p.pixel_acc)} / {_pct(p.tc)}"
                 + ("" if p.clicks_pct is None else f" ({p.clicks_pct:.2f} %)")
+                + _seed_range(p)
                 + ("" if complete is None or p.runs >= complete else f" [{p.runs} of {complete} runs]")
             )  # fmt: skip
         body.append(line)
@@ -129,6 +137,8 @@ def render_report(rows: Sequence[ResultRow], figures: dict[str, str], bench: dic
         f"{len(runs)} runs ({len(finished)} finished) on {len({(r.dataset, r.sequence) for r in rows})} sequences."
         " A point is the final iteration of a configuration's runs, averaged over the dataset's"
         " sequences and the seeds; clicks % is cumulative, relative to annotating every frame whole."
+        " With several seeds, Table 2 gives the lowest and highest of the seeds' mean mIoUs and the"
+        " figure draws them as a bar."
     )
     if bench:
         out += ["", "Command:", "", "```", str(bench.get("command", "")), "```", ""]

@@ -170,6 +170,8 @@ class Point:
     """The mean final iteration of the runs of one configuration (over sequences and seeds).
 
     ``runs`` is how many runs were averaged; a quality figure is None when no run has it.
+    ``miou_per_seed`` is the mean mIoU of each seed's runs, in seed order: with several seeds,
+    its spread says how much of a difference between two points is chance.
     """
 
     dataset: str
@@ -184,6 +186,7 @@ class Point:
     pixel_acc: float | None
     boundary_iou: float | None
     tc: float | None
+    miou_per_seed: tuple[float, ...] = ()
 
     @property
     def line(self) -> tuple[str, str, str]:
@@ -206,6 +209,7 @@ def aggregate(rows: Sequence[ResultRow]) -> list[Point]:
     points = []
     for key in sorted(groups):
         g = groups[key]
+        per_seed = (_mean(r.miou for r in g if r.seed == seed) for seed in sorted({r.seed for r in g}))
         points.append(
             Point(
                 *key,
@@ -213,6 +217,7 @@ def aggregate(rows: Sequence[ResultRow]) -> list[Point]:
                 clicks_pct=_mean(r.clicks_pct for r in g),
                 pixels_pct=_mean(r.pixels_pct for r in g),
                 **{q: _mean(getattr(r, q) for r in g) for q in _QUALITY},
+                miou_per_seed=tuple(m for m in per_seed if m is not None),
             )
         )
     return points
