@@ -21,9 +21,11 @@ def _simulate(data: Path, out: Path, flags: list[str], *, resume: bool = False) 
     cmd = [sys.executable, "-m", "hvsa", "simulate", str(data), "--out", str(out), *flags]
     if resume:
         cmd.append("--resume")
-    # One thread each: the reference and the run to be killed share the machine, and two
-    # processes each spinning a thread per core slow each other down many times over.
-    env = {**os.environ, "HVSA_PROGRESS": "0", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    # One thread each (the variables hvsa bench's workers set): the reference and the run to be
+    # killed share the machine, and two processes each spinning a thread per core slow each
+    # other down many times over.
+    threads = {var: "1" for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    env = {**os.environ, "HVSA_PROGRESS": "0", **threads}
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
