@@ -139,3 +139,33 @@ def test_hvsa_crf_selects_from_the_unrefined_labels(tmp_path: Path, clip: Path) 
     for key in ("uncertainty", "est_clicks", "chosen"):  # the same network, the same choices
         np.testing.assert_array_equal(stats["hvsa-fused"][key], stats["hvsa-crf"][key])
     assert (labels["hvsa-fused"] != labels["hvsa-crf"]).any()  # the CRF moved some outlines
+
+
+def test_fused_methods_average_the_network_over_views_of_the_frame(tmp_path: Path, clip: Path) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from hvsa.model.views import View
+
+    assert get_method("hvsa-crf").views == get_method("hvsa-fused").views == (
+        View(1.0, True), View(1.25), View(1.25, True))
+    assert get_method("hvsa").views == get_method("finetune-only").views == ()  # the paper's, as they were
+    with pytest.raises(ValueError, match="views are read by the network"):
+        dataclasses.replace(get_method("lp"), views=(View(1.0, True),))
+    with Session.create(tmp_path / "s", clip, method="hvsa-fused", finetune=FAST) as s:
+        s.prepare()
+        model, t = s.model, 5
+        with torch.inference_mode():
+            got = s._network_probs(t, model.features(s.taps.get(t)))
+            # by hand: encode each view, read it, mirror it back, resize it to the frame
+            expected = []
+            for view in (View(1.0), *s.method.views):
+                x = model.normalize(torch.from_numpy(view.frame(s.frames.read(t)))[None])
+                taps = [tap.half().float() for tap in model.encode(x)]  # the caches keep float16
+                logits = model.decoder.head(model.features(taps))
+                logits = logits.flip(-1) if view.flip else logits
+                expected.append(F.interpolate(logits, size=s.hw, mode="bilinear", align_corners=False).softmax(1))
+        assert got.shape == (1, len(s.classes), *s.hw)
+        torch.testing.assert_close(got, torch.stack(expected).mean(0), atol=1e-5, rtol=0)
+        assert not torch.allclose(got, expected[0], atol=1e-3)  # the views changed the frame's own
+        assert len(list(s.views.folder.glob(f"{t:06d}-*.npz"))) == 3  # each view cached once

@@ -808,8 +808,9 @@ class Session:
 
     def _frame_outputs(self) -> Iterator[_FrameOutput]:
         """The outputs of every frame in order (:class:`_FrameOutput`), from the method's label
-        source: the network's softmax (uncertainty 1 - (p1 - p2)), label propagation (uncertainty
-        1 - its confidence), or their per-pixel fusion (:func:`hvsa.methods.fuse_labels`;
+        source: the network's softmax over the frame and the method's views
+        (:meth:`_network_probs`; uncertainty 1 - (p1 - p2)), label propagation (uncertainty 1 -
+        its confidence), or their per-pixel fusion (:func:`hvsa.methods.fuse_labels`;
         uncertainty 1 - the winner's confidence). A method that refines
         (:attr:`hvsa.methods.Method.refine`) runs the CRF on the source's class distribution
         (:func:`hvsa.methods.fused_distribution`) and reads the labels and margins off the
@@ -818,12 +819,10 @@ class Session:
         The features, for selection, always come from the network. Run under
         ``torch.inference_mode()``."""
         import torch
-        import torch.nn.functional as F
 
-        from hvsa.methods import fuse_labels, fused_distribution
+        from hvsa.methods import fuse_labels
         from hvsa.select import margin_uncertainty_torch
 
-        h, w = self.hw
         source = self.method.labels
         refine = self.method.refine
         propagated = None
@@ -836,8 +835,7 @@ class Session:
             for t in range(self.num_frames):
                 f = self.model.features(self.taps.get(t, self.device))
                 if source != "propagation":
-                    logits = F.interpolate(self.model.decoder.head(f), size=(h, w), mode="bilinear", align_corners=False)
-                    probs = logits.softmax(1)
+                    probs = self._network_probs(t, f)
                     pred = probs.argmax(1)[0].to(torch.uint8).cpu().numpy()
                     u = margin_uncertainty_torch(probs)[0].cpu().numpy()
                 if propagated is not None:
@@ -855,6 +853,23 @@ class Session:
         finally:
             if propagated is not None:
                 propagated.close()
+
+    def _network_probs(self, t: int, features: "torch.Tensor") -> "torch.Tensor":
+        """The network's softmax (1, C, H, W) of frame ``t`` from its ``features``, averaged with
+        its softmax on each of the method's views (:attr:`hvsa.methods.Method.views`), mirrored
+        back and resized to the frame."""
+        import torch.nn.functional as F
+
+        def softmax(f: "torch.Tensor", flip: bool) -> "torch.Tensor":
+            logits = self.model.decoder.head(f)
+            if flip:
+                logits = logits.flip(-1)
+            return F.interpolate(logits, size=self.hw, mode="bilinear", align_corners=False).softmax(1)
+
+        probs = softmax(features, False)
+        for view in self.method.views:
+            probs += softmax(self.model.features(self.views.get(t, view, self.device)), view.flip)
+        return probs / (1 + len(self.method.views))
 
     def _refined(self, t: int, probs: np.ndarray | None, prop: np.ndarray | None,
                  conf: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

@@ -1,9 +1,11 @@
-"""Views of annotated frames: rescaled and mirrored copies, re-encoded, for fine-tuning.
+"""Views of frames: rescaled and mirrored copies, re-encoded, for fine-tuning and prediction.
 
 Test-time fine-tuning learns from a handful of annotated frames, while the object it must find
 grows, shrinks and turns over the video. A :class:`View` is a geometric copy of a frame (a
 scale and an optional left-right mirror) and of its annotation; the frozen encoder sees the
-copy as a new image, so its taps are not a resampling of the original's. :class:`ViewCache`
+copy as a new image, so its taps are not a resampling of the original's. Fine-tuning trains on
+views of the annotated frames; a method may also read views of every frame when it predicts
+(:attr:`hvsa.methods.Method.views`). :class:`ViewCache`
 computes a view's taps on first use and keeps them on disk beside the frame's own taps, keyed
 like :class:`hvsa.model.taps.TapCache` by the video and the encoder, so every session of a
 video (the runs of a bench, say) shares them.
@@ -98,9 +100,10 @@ class ViewCache:
         else:
             arrays = self._encode(t, view)
             self.folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.stem + ".tmp.npz")
+            # a crash leaves no half-written view; nor do two processes encoding the same one
+            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
             np.savez(tmp, **{f"tap{i}": a for i, a in enumerate(arrays)})
-            os.replace(tmp, path)  # a crash leaves no half-written view
+            os.replace(tmp, path)
         return [torch.from_numpy(a).to(device=device, dtype=torch.float32)[None] for a in arrays]
 
     def _encode(self, t: int, view: View) -> list[np.ndarray]:
