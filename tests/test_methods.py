@@ -153,7 +153,8 @@ def test_fused_methods_average_the_network_over_views_of_the_frame(tmp_path: Pat
     with pytest.raises(ValueError, match="views are read by the network"):
         dataclasses.replace(get_method("lp"), views=(View(1.0, True),))
     with Session.create(tmp_path / "s", clip, method="hvsa-fused", finetune=FAST) as s:
-        s.prepare()
+        assert "encode_views" in s.prepare()  # every frame's views, encoded up front
+        assert len(list(s.views.folder.glob("*.npz"))) == 3 * s.num_frames
         model, t = s.model, 5
         with torch.inference_mode():
             got = s._network_probs(t, model.features(s.taps.get(t)))
@@ -168,4 +169,3 @@ def test_fused_methods_average_the_network_over_views_of_the_frame(tmp_path: Pat
         assert got.shape == (1, len(s.classes), *s.hw)
         torch.testing.assert_close(got, torch.stack(expected).mean(0), atol=1e-5, rtol=0)
         assert not torch.allclose(got, expected[0], atol=1e-3)  # the views changed the frame's own
-        assert len(list(s.views.folder.glob(f"{t:06d}-*.npz"))) == 3  # each view cached once

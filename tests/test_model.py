@@ -155,3 +155,8 @@ def test_view_cache_equals_encoding_the_view_and_is_kept_on_disk(net: torch.nn.M
     again = ViewCache(net, _Frames(frames), tmp_path).get(1, view)  # read back, not recomputed
     for a, b in zip(got, again):
         assert torch.equal(a, b)
+    kept = (cache.folder / "000001-s1.5f.npz").stat().st_mtime_ns
+    cache.fill([view, View(1.0, True)])  # the missing three only; the kept one is not rewritten
+    files = sorted(p.name for p in cache.folder.iterdir())
+    assert files == ["000000-s1.5f.npz", "000000-s1f.npz", "000001-s1.5f.npz", "000001-s1f.npz"]
+    assert (cache.folder / "000001-s1.5f.npz").stat().st_mtime_ns == kept

@@ -477,6 +477,10 @@ class Session:
         start = time.perf_counter()
         self.taps.fill()
         seconds["encode"] = time.perf_counter() - start
+        if self.method.views:  # the views the method predicts from, once per video
+            start = time.perf_counter()
+            self.views.fill(self.method.views)
+            seconds["encode_views"] = time.perf_counter() - start
         start = time.perf_counter()
         self.pool.fill()
         seconds["pool"] = time.perf_counter() - start

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import torch
 
 from hvsa.errors import InputError
 from hvsa.model.taps import encoder_digest
+from hvsa.progress import progress
 from hvsa.video.sources import VideoSource
 
 __all__ = ["View", "views_for", "ViewCache"]
@@ -93,18 +95,32 @@ class ViewCache:
 
     def get(self, t: int, view: View, device: str | torch.device = "cpu") -> list[torch.Tensor]:
         """Taps of ``view`` of frame ``t``: float32 tensors (1, C_i, h_i, w_i), finest first."""
-        path = self.folder / f"{t:06d}-{view.name}.npz"
+        path = self._path(t, view)
         if path.is_file():
             with np.load(path) as z:
                 arrays = [z[f"tap{i}"] for i in range(len(z.files))]
         else:
-            arrays = self._encode(t, view)
-            self.folder.mkdir(parents=True, exist_ok=True)
-            # a crash leaves no half-written view; nor do two processes encoding the same one
-            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-            np.savez(tmp, **{f"tap{i}": a for i, a in enumerate(arrays)})
-            os.replace(tmp, path)
+            arrays = self._encode_and_keep(t, view)
         return [torch.from_numpy(a).to(device=device, dtype=torch.float32)[None] for a in arrays]
+
+    def fill(self, views: Sequence[View]) -> None:
+        """Encode each of ``views`` of every frame not cached yet (progress bar on a terminal)."""
+        todo = [(t, v) for t in range(len(self.video)) for v in views if not self._path(t, v).is_file()]
+        for t, view in progress(todo, desc="encoding views", unit="view"):
+            self._encode_and_keep(t, view)
+
+    def _path(self, t: int, view: View) -> Path:
+        return self.folder / f"{t:06d}-{view.name}.npz"
+
+    def _encode_and_keep(self, t: int, view: View) -> list[np.ndarray]:
+        arrays = self._encode(t, view)
+        path = self._path(t, view)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        # a crash leaves no half-written view; nor do two processes encoding the same one
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, **{f"tap{i}": a for i, a in enumerate(arrays)})
+        os.replace(tmp, path)
+        return arrays
 
     def _encode(self, t: int, view: View) -> list[np.ndarray]:
         was_training = self.model.training
