@@ -157,7 +157,7 @@ def test_fused_methods_average_the_network_over_views_of_the_frame(tmp_path: Pat
         assert len(list(s.views.folder.glob("*.npz"))) == 3 * s.num_frames
         model, t = s.model, 5
         with torch.inference_mode():
-            got = s._network_probs(t, model.features(s.taps.get(t)))
+            own, got = s._network_probs(t, model.features(s.taps.get(t)))
             # by hand: encode each view, read it, mirror it back, resize it to the frame
             expected = []
             for view in (View(1.0), *s.method.views):
@@ -168,4 +168,28 @@ def test_fused_methods_average_the_network_over_views_of_the_frame(tmp_path: Pat
                 expected.append(F.interpolate(logits, size=s.hw, mode="bilinear", align_corners=False).softmax(1))
         assert got.shape == (1, len(s.classes), *s.hw)
         torch.testing.assert_close(got, torch.stack(expected).mean(0), atol=1e-5, rtol=0)
-        assert not torch.allclose(got, expected[0], atol=1e-3)  # the views changed the frame's own
+        torch.testing.assert_close(own, expected[0], atol=1e-5, rtol=0)
+        assert not torch.allclose(got, own, atol=1e-3)  # the views changed the frame's own
+
+
+def test_views_change_the_labels_not_what_selection_reads(tmp_path: Path, clip: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import hvsa.methods
+
+    finetune = dataclasses.replace(FAST, hold_unseen=0.0)  # the hold trains on the labels
+    runs = {}
+    for name in ("views", "none"):
+        if name == "none":
+            monkeypatch.setattr(hvsa.methods, "get_method",
+                                lambda method: dataclasses.replace(METHODS.get(method), views=()))
+        with Session.create(tmp_path / name, clip, method="hvsa-fused", finetune=finetune, granularity="rec32",
+                            seed=3) as s:
+            assert bool(s.method.views) == (name == "views")
+            run_loop(s, LoopSettings(iterations=2, per_iteration=4), SimulatedAnnotator(s.gt))
+            with np.load(s.folder / "state" / "pred-2.npz") as z:
+                runs[name] = {k: z[k] for k in ("uncertainty", "est_clicks", "features")}
+            runs[name]["chosen"] = np.array([r.pool_index for r in s.store.annotations()])
+            runs[name]["labels"] = np.stack([s.prediction(t)[0] for t in range(s.num_frames)])
+    for key in ("uncertainty", "est_clicks", "features", "chosen"):  # the same samples, the same statistics
+        np.testing.assert_array_equal(runs["views"][key], runs["none"][key])
+    assert (runs["views"]["labels"] != runs["none"]["labels"]).any()

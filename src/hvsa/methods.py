@@ -64,8 +64,9 @@ class Method:
         views: views of every frame (:class:`hvsa.model.views.View`) the network also reads when
             predicting; its softmax is averaged over the frame and these views, each mirrored
             back and resized to the frame (test-time augmentation). Enlarged views give the
-            stride-4 decoder finer outlines. Their encoder taps are cached on disk with the
-            video's, so each view of a frame is encoded once per video.
+            stride-4 decoder finer outlines. Selection still reads the frame alone. The views'
+            encoder taps are cached on disk with the video's, so each view of a frame is encoded
+            once per video.
         refine: when set, the labels' per-pixel class distribution is refined by a fully
             connected CRF on the frame (:func:`hvsa.crf.dense_crf`) before the labels are read
             off it.

@@ -812,16 +812,18 @@ class Session:
 
     def _frame_outputs(self) -> Iterator[_FrameOutput]:
         """The outputs of every frame in order (:class:`_FrameOutput`), from the method's label
-        source: the network's softmax over the frame and the method's views
-        (:meth:`_network_probs`; uncertainty 1 - (p1 - p2)), label propagation (uncertainty 1 -
-        its confidence), or their per-pixel fusion (:func:`hvsa.methods.fuse_labels`;
-        uncertainty 1 - the winner's confidence). A method that refines
-        (:attr:`hvsa.methods.Method.refine`) runs the CRF on the source's class distribution
+        source: the network's softmax (uncertainty 1 - (p1 - p2)), label propagation (uncertainty
+        1 - its confidence), or their per-pixel fusion (:func:`hvsa.methods.fuse_labels`;
+        uncertainty 1 - the winner's confidence). A method that reads views of the frame
+        (:attr:`hvsa.methods.Method.views`) labels from the network's softmax averaged over the
+        frame and its views (:meth:`_network_probs`); a method that refines
+        (:attr:`hvsa.methods.Method.refine`) runs the CRF on the class distribution
         (:func:`hvsa.methods.fused_distribution`) and reads the labels and margins off the
-        result; selection still reads the source's own labels and uncertainty (mean-field
-        marginals are overconfident, and on DAVIS selecting from them chose worse samples).
-        The features, for selection, always come from the network. Run under
-        ``torch.inference_mode()``."""
+        result. Selection reads the source's labels and uncertainty from the frame alone,
+        before views and CRF: mean-field marginals are overconfident, and on DAVIS selecting
+        from them chose worse samples; selecting from the views' average lost on davis2016 in
+        the runs we made (docs/benchmarks.md). The features, for selection, always come from
+        the network. Run under ``torch.inference_mode()``."""
         import torch
 
         from hvsa.methods import fuse_labels
@@ -835,33 +837,42 @@ class Session:
 
             propagated = propagate(_SessionTrainingData(self), self.method.propagation,
                                    ignore_index=self.classes.ignore_index, scratch=self.folder / "cache")
+        prop = conf = None
+
+        def read(probs: "torch.Tensor") -> tuple[np.ndarray, np.ndarray]:
+            """(labels, uncertainty) of a softmax, fused with the propagation if the method fuses."""
+            labels = probs.argmax(1)[0].to(torch.uint8).cpu().numpy()
+            u = margin_uncertainty_torch(probs)[0].cpu().numpy()
+            if source == "fused":
+                labels, margin = fuse_labels(labels, 1.0 - u, prop, conf)
+                u = 1.0 - margin
+            return labels, u
+
         try:
             for t in range(self.num_frames):
                 f = self.model.features(self.taps.get(t, self.device))
-                if source != "propagation":
-                    probs = self._network_probs(t, f)
-                    pred = probs.argmax(1)[0].to(torch.uint8).cpu().numpy()
-                    u = margin_uncertainty_torch(probs)[0].cpu().numpy()
                 if propagated is not None:
                     _, prop, conf = next(propagated)
                 if source == "propagation":
-                    pred, u = prop, 1.0 - conf
-                elif source == "fused":
-                    fused, margin = fuse_labels(pred, 1.0 - u, prop, conf)
-                    pred, u = fused, 1.0 - margin
-                labels, unc = pred, u
+                    sel_labels, sel_u = prop, 1.0 - conf
+                    labels, unc = sel_labels, sel_u
+                else:
+                    own, probs = self._network_probs(t, f)
+                    sel_labels, sel_u = read(own)
+                    labels, unc = (sel_labels, sel_u) if probs is own else read(probs)
                 if refine is not None:
                     labels, unc = self._refined(t, probs[0].cpu().numpy() if source != "propagation" else None,
-                                                *((prop, conf) if propagated is not None else (None, None)))
-                yield _FrameOutput(t, f, labels, unc, pred, u)
+                                                prop, conf)
+                yield _FrameOutput(t, f, labels, unc, sel_labels, sel_u)
         finally:
             if propagated is not None:
                 propagated.close()
 
-    def _network_probs(self, t: int, features: "torch.Tensor") -> "torch.Tensor":
-        """The network's softmax (1, C, H, W) of frame ``t`` from its ``features``, averaged with
-        its softmax on each of the method's views (:attr:`hvsa.methods.Method.views`), mirrored
-        back and resized to the frame."""
+    def _network_probs(self, t: int, features: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+        """The network's softmax (1, C, H, W) of frame ``t`` from its ``features``, and that
+        softmax averaged with the network's on each of the method's views
+        (:attr:`hvsa.methods.Method.views`), mirrored back and resized to the frame (the same
+        tensor when the method reads no views)."""
         import torch.nn.functional as F
 
         def softmax(f: "torch.Tensor", flip: bool) -> "torch.Tensor":
@@ -870,10 +881,13 @@ class Session:
                 logits = logits.flip(-1)
             return F.interpolate(logits, size=self.hw, mode="bilinear", align_corners=False).softmax(1)
 
-        probs = softmax(features, False)
+        own = softmax(features, False)
+        if not self.method.views:
+            return own, own
+        total = own.clone()
         for view in self.method.views:
-            probs += softmax(self.model.features(self.views.get(t, view, self.device)), view.flip)
-        return probs / (1 + len(self.method.views))
+            total += softmax(self.model.features(self.views.get(t, view, self.device)), view.flip)
+        return own, total / (1 + len(self.method.views))
 
     def _refined(self, t: int, probs: np.ndarray | None, prop: np.ndarray | None,
                  conf: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
