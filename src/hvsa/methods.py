@@ -8,12 +8,13 @@ name            what it does
 hvsa            the paper's method: test-time fine-tuning (lambda * L_tc + L_ce), labels from the
                 network
 hvsa-fused      the same fine-tuning, holding the confident labels from before while some class
-                has no annotated pixel (``FinetuneConfig.hold_unseen``); the network reads each
-                frame as it is, mirrored, and enlarged 1.25x (plain and mirrored) and averages
-                its softmax over the four; per pixel, the label of whichever is more confident:
-                the network (its margin p1 - p2) or label propagation from the annotated pixels
-                (its chain confidence), so annotated pixels keep their labels and pixels on
-                reliable flow chains near them follow the chains
+                has no annotated pixel (``FinetuneConfig.hold_unseen``); per pixel, the label of
+                whichever is more confident: the network (its margin p1 - p2) or label
+                propagation from the annotated pixels (its chain confidence), so annotated pixels
+                keep their labels and pixels on reliable flow chains near them follow the chains
+hvsa-crf        hvsa-fused whose network also reads each frame mirrored and enlarged 1.25x (plain
+                and mirrored) and averages its softmax over the four, and whose labels' outlines
+                are moved onto the frame's edges by a fully connected CRF
 finetune-only   the paper's fine-tuning with lambda = 0 (cross-entropy on the annotated pixels only)
 lp              no training: labels propagated along optical-flow chains from the annotated
                 pixels, forward and backward (:mod:`hvsa.propagate`)
@@ -110,14 +111,16 @@ _add(Method("hvsa", trains=True, labels="network", hold_unseen=0.0,
 # The frame's mirror and its 1.25x views, plain and mirrored (fine-tuning trains on 1.25x views of
 # the annotated frames). Re-predicting 30 finished davis2016 runs (rec40, 2 %) with their final
 # networks, these views added 0.43 points of mIoU on average; the mirror alone 0.11, and 0.75x
-# views beside these 0.11 (docs/benchmarks.md).
+# views beside these 0.11 (docs/benchmarks.md). They cost about four decoder passes per frame,
+# so the faster hvsa-fused reads the frame alone.
 _PREDICT_VIEWS = views_for((1.25,))
 
-_add(Method("hvsa-fused", trains=True, labels="fused", propagation=PropagationConfig(), views=_PREDICT_VIEWS,
+_add(Method("hvsa-fused", trains=True, labels="fused", propagation=PropagationConfig(),
             summary="test-time fine-tuning, labels fused with flow propagation where it is more confident"))
 _add(Method("hvsa-crf", trains=True, labels="fused", propagation=PropagationConfig(), views=_PREDICT_VIEWS,
             refine=CRFConfig(),
-            summary="hvsa-fused, its outlines moved onto the frame's edges by a fully connected CRF"))
+            summary="hvsa-fused reading views of each frame, its outlines moved onto the frame's edges by a fully"
+                    " connected CRF"))
 _add(Method("finetune-only", trains=True, labels="network", lambda_tc=0.0, hold_unseen=0.0,
             summary="test-time fine-tuning, L_ce only"))
 _add(Method("lp", trains=False, labels="propagation", propagation=PropagationConfig(),

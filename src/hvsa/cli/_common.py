@@ -42,9 +42,9 @@ def add_loop_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--per-iteration", "-b", type=positive_int, help="samples per iteration (the paper's b)")
     g.add_argument("--selector", "-s", default="hvsa", help="hvsa, random, uncertainty or diversity (default hvsa)")
     g.add_argument("--method", default="hvsa",
-                   help="labelling method: hvsa (test-time fine-tuning), hvsa-fused (hvsa reading each frame also"
-                   " mirrored and enlarged, fused per pixel with label propagation where that is more confident),"
-                   " hvsa-crf (hvsa-fused, outlines refined by a fully connected CRF), finetune-only (lambda 0),"
+                   help="labelling method: hvsa (test-time fine-tuning), hvsa-fused (hvsa fused per pixel with"
+                   " label propagation where that is more confident), hvsa-crf (hvsa-fused reading each frame also"
+                   " mirrored and enlarged, outlines refined by a fully connected CRF), finetune-only (lambda 0),"
                    " lp (label propagation along optical flow), copy (nearest annotated frame) (default hvsa)")
     g.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     g.add_argument("--size", help="working size WxH (default: longest side 480)")
