@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from hvsa.bench.runner import THREAD_VARIABLES
+
 from conftest import shared_data
 
 
@@ -24,7 +26,7 @@ def _simulate(data: Path, out: Path, flags: list[str], *, resume: bool = False) 
     # One thread each (the variables hvsa bench's workers set): the reference and the run to be
     # killed share the machine, and two processes each spinning a thread per core slow each
     # other down many times over.
-    threads = {var: "1" for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    threads = {var: "1" for var in THREAD_VARIABLES}
     env = {**os.environ, "HVSA_PROGRESS": "0", **threads}
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
