@@ -72,6 +72,31 @@ def test_frame_cache_serves_identical_frames_and_decodes_once(tmp_path: Path, mo
     assert calls == [4]  # only the direct read above; the cache did not decode again
 
 
+def test_caches_follow_the_files_contents_not_their_place_or_times(tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    root = make_folder(tmp_path / "v", n=4)
+    with open_data(root, cache_dir=tmp_path / "cache") as data:
+        frames_key = data.frames.identity()
+    cached = sorted(p.name for p in (tmp_path / "cache").rglob("*"))
+    copy = tmp_path / "elsewhere" / "v"
+    shutil.copytree(root, copy, copy_function=shutil.copyfile)  # new files, new times
+    for p in copy.rglob("*.png"):
+        os.utime(p, ns=(1, 1))
+    with open_data(copy, cache_dir=tmp_path / "cache") as data:
+        assert data.frames.identity() == frames_key
+    assert sorted(p.name for p in (tmp_path / "cache").rglob("*")) == cached  # frames and labels reused
+
+    with ImageFolderSource(copy / "frames", size=(16, 12)) as smaller:
+        assert smaller.identity() != frames_key
+    Image.fromarray(_frames(1, 32, 24, seed=9)[0]).save(copy / "frames" / "002.png")
+    changed = ImageFolderSource(copy / "frames").identity()
+    assert changed != frames_key
+    (copy / "frames" / "002.png").rename(copy / "frames" / "009.png")  # the same files, in another order
+    assert ImageFolderSource(copy / "frames").identity() not in (frames_key, changed)
+
+
 def test_video_file_source_counts_and_decodes_frames(tmp_path: Path) -> None:
     import cv2
 
@@ -89,6 +114,10 @@ def test_video_file_source_counts_and_decodes_frames(tmp_path: Path) -> None:
         assert src.read(2).mean() == pytest.approx(60, abs=3)
     with open_video(path, cache_dir=tmp_path / "cache") as cached:
         assert cached.read(6).mean() == pytest.approx(180, abs=3)
+    copy = tmp_path / "copy.avi"
+    copy.write_bytes(path.read_bytes())
+    with VideoFileSource(path) as src, VideoFileSource(copy) as same:
+        assert same.identity() == src.identity()  # keyed by the bytes, so the copy shares the cache
 
 
 def test_unreadable_video_is_a_data_error(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ with a one-line message naming the file and the offending values.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from hvsa.video.sources import (
     ImageFolderSource,
     VideoFileSource,
     VideoSource,
+    files_digest,
     image_size,
     read_image,
 )
@@ -124,12 +124,7 @@ class LabelSource:
             if s != native:
                 other = f" of frame {fp.name}" if fp is not None else " of the frames"
                 raise DataError(f"{p}: label size {s[0]}x{s[1]} differs from {native[0]}x{native[1]}{other}")
-        h = hashlib.sha1()
-        for p in self.paths:
-            st = p.stat()
-            h.update(f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns};".encode())
-        h.update(f"{self.size}:{classes.to_dict()}".encode())
-        key = h.hexdigest()
+        key = files_digest(self.paths, self.size, classes.to_dict())
         self._array = DiskArray.open_or_create(
             cache_dir / f"labels-{key[:16]}.u8",
             len(self.names),

@@ -7,10 +7,11 @@ Frame index ``t`` is 0-based in temporal order.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +28,38 @@ __all__ = [
     "resize_frame",
     "read_image",
     "list_images",
+    "file_digest",
+    "files_digest",
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+
+
+def file_digest(path: Path) -> str:
+    """SHA-1 of the bytes of the file at ``path``.
+
+    Caches are keyed by what a file holds, not by where it lies or when it was written: a video
+    copied, moved or checked out anew finds its frames, taps and flows already computed. A file
+    is read once per process while its size and modification time stand.
+    """
+    st = path.stat()
+    return _digest(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha1").hexdigest()
+
+
+def files_digest(paths: Sequence[Path], *extra: object) -> str:
+    """SHA-1 of the names and contents of ``paths`` in order, and of ``extra`` (e.g. a size)."""
+    h = hashlib.sha1()
+    for p in paths:
+        h.update(f"{p.name}:{file_digest(p)};".encode())
+    h.update(repr(extra).encode())
+    return h.hexdigest()
 
 
 def resize_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -122,7 +151,8 @@ class VideoSource(ABC):
 
     @abstractmethod
     def identity(self) -> str:
-        """A string that changes when the underlying frames or working size change."""
+        """A string that changes when the frames or the working size change (and only then:
+        it does not depend on where the files lie or on their modification times)."""
 
     def _check_index(self, t: int) -> int:
         if not 0 <= t < len(self):
@@ -174,13 +204,7 @@ class ImageFolderSource(VideoSource):
         return resize_frame(read_image(self.paths[self._check_index(t)]), self.size)
 
     def identity(self) -> str:
-        h = hashlib.sha1()
-        h.update(str(self.folder.resolve()).encode())
-        for p in self.paths:
-            st = p.stat()
-            h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
-        h.update(f"{self.size}".encode())
-        return h.hexdigest()
+        return files_digest(self.paths, self.size)
 
 
 class VideoFileSource(VideoSource):
@@ -259,9 +283,7 @@ class VideoFileSource(VideoSource):
         return frame
 
     def identity(self) -> str:
-        st = self.path.stat()
-        key = f"{self.path.resolve()}:{st.st_size}:{st.st_mtime_ns}:{self.size}"
-        return hashlib.sha1(key.encode()).hexdigest()
+        return hashlib.sha1(f"{file_digest(self.path)}:{self.size}".encode()).hexdigest()
 
     def close(self) -> None:
         if self._cap is not None:
