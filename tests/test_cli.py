@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,36 @@ def test_bad_flag_values_are_usage_errors(clip: Path, tmp_path: Path, capsys: py
         main(["simulate", str(clip), "--out", str(tmp_path / "o"), "--iterations", "0"])
     assert info.value.code == 2
     _one_line_error(capsys, "expected a positive integer")
+
+
+@pytest.mark.parametrize("command", ["demo", "simulate", "serve", "pretrain"])
+def test_threads_flag_limits_torch_opencv_and_child_processes(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import cv2
+    import torch
+
+    from hvsa.threads import THREAD_VARIABLES
+
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    n = 1 if before[0] != 1 else 2  # differs from what this process runs
+    for var in THREAD_VARIABLES:
+        monkeypatch.setenv(var, "7")
+    missing = str(tmp_path / "missing")
+    argv = {
+        "demo": ["demo", "--out", missing, "--size", "0x0"],
+        "simulate": ["simulate", missing, "--out", str(tmp_path / "o")],
+        "serve": ["serve", missing, "--out", str(tmp_path / "o")],
+        "pretrain": ["pretrain", missing, "--out", str(tmp_path / "m.pt")],
+    }[command]
+    try:
+        assert main([*argv, "--threads", str(n)]) == 2  # bad input, found after the limit is set
+        assert (torch.get_num_threads(), cv2.getNumThreads()) == (n, n)
+        assert {os.environ[var] for var in THREAD_VARIABLES} == {str(n)}
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
+    capsys.readouterr()
 
 
 def test_debug_shows_the_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hvsa.bench.runner import THREAD_VARIABLES
+from hvsa.threads import THREAD_VARIABLES
 
 from conftest import shared_data
 

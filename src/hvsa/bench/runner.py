@@ -33,8 +33,9 @@ from hvsa.bench.results import ResultRow, rows_from_report, write_results
 from hvsa.errors import InputError
 from hvsa.finetune import FinetuneConfig
 from hvsa.pretrain import PretrainConfig
+from hvsa.threads import limit_threads
 
-__all__ = ["BenchSettings", "BenchOutcome", "run_bench", "collect_results", "machine_info", "THREAD_VARIABLES"]
+__all__ = ["BenchSettings", "BenchOutcome", "run_bench", "collect_results", "machine_info"]
 
 _BENCH_FILE = "bench.json"
 _RUN_FILE = "run.json"
@@ -155,23 +156,13 @@ def _exit_with_parent(parent: int, every: float = 0.5) -> None:
     threading.Thread(target=watch, name="hvsa-parent-watch", daemon=True).start()
 
 
-# What a worker sets to its share of the cores: the thread pools of torch (OpenMP), MKL and OpenBLAS.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-
-
 def _init_worker(threads: int, parent: int | None = None) -> None:
     """Limit a worker process to ``threads`` threads (torch, OpenCV, BLAS), silence bars, and
     end it when the ``parent`` process dies."""
     if parent is not None:
         _exit_with_parent(parent)
-    for var in THREAD_VARIABLES:
-        os.environ[var] = str(threads)
     os.environ["HVSA_PROGRESS"] = "0"
-    import cv2
-    import torch
-
-    torch.set_num_threads(threads)
-    cv2.setNumThreads(threads)
+    limit_threads(threads)
 
 
 def _sequence_cache(out: Path, seq: SequenceRef) -> Path:

@@ -32,6 +32,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def add_threads_argument(p: argparse.ArgumentParser) -> None:
+    """``--threads N``: the command's torch and OpenCV work on at most N threads (see
+    :func:`hvsa.cli.main.main`, which applies it before the command runs)."""
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="threads for torch and OpenCV, e.g. to leave cores to other work (default: one per core)")
+
+
 def add_loop_arguments(p: argparse.ArgumentParser) -> None:
     """The loop and model flags shared by ``simulate`` and ``demo``."""
     g = p.add_argument_group("loop")

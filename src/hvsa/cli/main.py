@@ -65,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hvsa.errors import InputError
 
     try:
+        if getattr(args, "threads", None) is not None:
+            from hvsa.threads import limit_threads
+
+            limit_threads(args.threads)
         return int(args._run(args) or 0)
     except InputError as e:
         if debug:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hvsa.cli._common import add_model_arguments, finetune_config, positive_int
+from hvsa.cli._common import add_model_arguments, add_threads_argument, finetune_config, positive_int
 
 
 def _port(text: str) -> int:
@@ -38,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need the printed token)")
     p.add_argument("--port", type=_port, default=8765, help="port (default 8765; 0 picks a free one)")
     add_model_arguments(p)
+    add_threads_argument(p)
     return p
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hvsa.cli._common import add_loop_arguments, finetune_config
+from hvsa.cli._common import add_loop_arguments, add_threads_argument, finetune_config
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", required=True, help="session folder to create (or resume)")
     p.add_argument("--resume", action="store_true", help="continue the session in --out where it stopped")
     add_loop_arguments(p)
+    add_threads_argument(p)
     return p
 
 

@@ -1,0 +1,32 @@
+"""How many threads hvsa's numerical libraries may run.
+
+torch, OpenCV and the BLAS libraries each start a thread per core by default. Two hvsa
+processes on one machine (a bench's workers, or a run beside other work) then run many more
+threads than there are cores and slow each other down many times over; ``--threads`` and the
+bench's workers limit them with :func:`limit_threads`.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["THREAD_VARIABLES", "limit_threads"]
+
+# The environment variables that size the thread pools of OpenMP (torch), MKL and OpenBLAS in
+# this process's children, and in this process when they are read before the library starts.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def limit_threads(threads: int) -> None:
+    """Run torch's and OpenCV's work on at most ``threads`` threads, and have the processes this
+    one starts do the same (:data:`THREAD_VARIABLES`)."""
+    from hvsa.checks import check_positive
+
+    threads = int(check_positive(threads, "threads", integer=True))
+    for var in THREAD_VARIABLES:
+        os.environ[var] = str(threads)
+    import cv2
+    import torch
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
