@@ -386,6 +386,20 @@ def test_a_narrow_log_axis_is_labelled_at_its_points() -> None:
     assert _narrow_axis_ticks([None], 1.0, 1.1) is None
 
 
+def test_each_panel_labels_a_narrow_axis_at_the_points_it_draws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvsa.bench import plots
+
+    seen: list[list[float]] = []
+    original = plots._narrow_axis_ticks
+    monkeypatch.setattr(plots, "_narrow_axis_ticks", lambda xs, lo, hi: seen.append(sorted(xs)) or original(xs, lo, hi))
+    a, b = _point("frame", 2, 1.7, 0.8), _point("rec40", 2, 1.9, 0.85)
+    lp = replace(_point("rec40", 2, 1.8, 0.6, method="lp"), boundary_iou=None)  # no boundary IoU to draw
+    plots.curves_figure(tmp_path / "narrow.png", [a, b, lp])
+    clicks_miou, clicks_boundary, pixels_miou = seen
+    assert clicks_miou == pixels_miou == [1.7, 1.8, 1.9]
+    assert clicks_boundary == [1.7, 1.9]  # lp's 1.8 is not drawn there, so it gets no label
+
+
 def test_log_axis_minor_labels_only_at_2_3_and_5() -> None:
     from hvsa.bench.plots import _minor_label
 

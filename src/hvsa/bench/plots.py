@@ -121,10 +121,12 @@ def curves_figure(out: str | os.PathLike, points: Sequence["Point"], title: str 
     )
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), dpi=110)
     for ax, (xk, yk, xlabel, ylabel) in zip(axes, panels):
+        drawn: list[float] = []  # the x of every point this panel draws
         for (g, s, m), pts in sorted(lines.items()):
             pts = sorted((p for p in pts if getattr(p, xk) and getattr(p, yk) is not None), key=lambda p: getattr(p, xk))
             if not pts:
                 continue
+            drawn += [getattr(p, xk) for p in pts]
             gi, ci = grans.index(g), combos.index((m, s))
             ax.plot(
                 [getattr(p, xk) for p in pts], [getattr(p, yk) for p in pts],
@@ -139,7 +141,7 @@ def curves_figure(out: str | os.PathLike, points: Sequence["Point"], title: str 
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(ticker.FuncFormatter(_minor_label))
         ax.tick_params(axis="x", which="minor", labelsize=7)
-        ticks = _narrow_axis_ticks([getattr(p, xk) for p in points], *ax.get_xlim())
+        ticks = _narrow_axis_ticks(drawn, *ax.get_xlim())
         if ticks:
             ax.xaxis.set_major_locator(ticker.FixedLocator(ticks))
             ax.xaxis.set_minor_locator(ticker.NullLocator())
