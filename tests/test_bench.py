@@ -379,9 +379,11 @@ def test_workers_end_when_the_bench_process_is_killed(tmp_path: Path) -> None:
 
 
 def test_a_narrow_log_axis_is_labelled_at_its_points() -> None:
-    from hvsa.bench.plots import _narrow_axis_ticks
+    from hvsa.bench.plots import _narrow_axis_ticks, _narrow_label
 
-    assert _narrow_axis_ticks([1.963, 1.681, None, 1.681], 1.6, 2.05) == [1.68, 1.96]
+    ticks = _narrow_axis_ticks([1.963, 1.681, None, 1.681, 1.6812], 1.6, 2.05)
+    assert ticks == [1.681, 1.963] and [_narrow_label(t) for t in ticks] == ["1.68", "1.96"]
+    assert _narrow_axis_ticks([0.6246, 0.6716], 0.6226, 0.6736) == [0.6246, 0.6716]  # 0.62 is off the axis
     assert _narrow_axis_ticks([0.9, 1.9, 2.9], 0.8, 3.2) is None
     assert _narrow_axis_ticks([None], 1.0, 1.1) is None
 

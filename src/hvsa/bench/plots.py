@@ -88,9 +88,17 @@ def _minor_label(v: float, _pos: object = None) -> str:
 def _narrow_axis_ticks(xs: Sequence[float | None], lo: float, hi: float) -> list[float] | None:
     """The ticks of a log x axis from ``lo`` to ``hi`` too narrow for labels at 1, 2, 3 and 5
     times a power of ten (less than a factor 3, so maybe none in view): the points' own ``xs``,
-    to two decimals. None for a wider axis, which keeps those labels."""
-    kept = sorted({round(x, 2) for x in xs if x})
-    return kept if kept and hi < 3 * lo else None
+    one per label (:func:`_narrow_label`, two decimals). None for a wider axis, which keeps
+    those labels. A tick stays at its point, not at the rounded value, which may lie outside
+    the axis."""
+    by_label = {}
+    for x in sorted(x for x in xs if x):
+        by_label.setdefault(_narrow_label(x), x)
+    return list(by_label.values()) if by_label and hi < 3 * lo else None
+
+
+def _narrow_label(v: float, _pos: object = None) -> str:
+    return f"{v:.2f}"
 
 
 def curves_figure(out: str | os.PathLike, points: Sequence["Point"], title: str = "") -> Path:
@@ -144,6 +152,7 @@ def curves_figure(out: str | os.PathLike, points: Sequence["Point"], title: str 
         ticks = _narrow_axis_ticks(drawn, *ax.get_xlim())
         if ticks:
             ax.xaxis.set_major_locator(ticker.FixedLocator(ticks))
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(_narrow_label))
             ax.xaxis.set_minor_locator(ticker.NullLocator())
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
