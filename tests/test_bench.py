@@ -6,13 +6,14 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from hvsa.bench.grid import Grid, RunSpec, SequenceRef, find_sequences, folds, parse_list
-from hvsa.bench.report import budget_table, markdown_table, reach_table, timing_table
+from hvsa.bench.report import budget_table, markdown_table, reach_table, render_report, timing_table
 from hvsa.bench.results import (
     COLUMNS,
     Point,
@@ -176,6 +177,16 @@ def test_seeds_are_averaged_and_their_spread_is_reported(tmp_path: Path) -> None
     assert figure.stat().st_size > 0
 
 
+def test_the_report_quotes_every_command_that_filled_the_folder() -> None:
+    rows = _rows()
+    one = {"command": "hvsa bench d --out o -s hvsa", "machine": {"cores": 2}}  # a folder from before the list
+    assert "Command:\n\n```\nhvsa bench d --out o -s hvsa\n```" in render_report(rows, {}, one)
+    a, b = "hvsa bench d --out o -s hvsa", "hvsa bench d --out o -s random"
+    listed = {"command": a, "commands": [{"command": a}, {"command": None}, {"command": b}, {"command": a}]}
+    text = render_report(rows, {}, listed)
+    assert f"Commands, in the order they first ran:\n\n```\n{a}\n{b}\n```" in text
+
+
 def test_fewest_clicks_picks_the_cheapest_point_and_its_granularity() -> None:
     points = [
         _point("frame", 1, 1.0, 0.78), _point("frame", 2, 2.1, 0.86), _point("frame", 3, 2.9, 0.91),
@@ -235,7 +246,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_bench_runs_a_grid_resumes_and_reports_from_the_csv_alone(
-    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "out"
     argv = ["bench", str(data), "--out", str(out), "--selector", "random", "--method", "hvsa,lp",
@@ -268,8 +279,14 @@ def test_bench_runs_a_grid_resumes_and_reports_from_the_csv_alone(
     half = out / "runs" / "synth" / "b" / "frame-random-lp-b40-s0"
     shutil.rmtree(half)
     Store(half, create=True).close()
-    assert main(argv) == 0
+    resume = [*argv[:-2], "--jobs", "1"]  # resumed with another worker count
+    monkeypatch.setattr(sys, "argv", ["hvsa", *resume])  # what the command line records
+    assert main(resume) == 0
     assert "2 already done, 2 to run" in capsys.readouterr().out
+    bench = json.loads((out / "bench.json").read_text())
+    first, second = (c["command"] for c in bench["commands"])  # the first ran in process: argv unknown
+    assert first is None and second == "hvsa " + " ".join(resume)
+    assert "```\nhvsa bench " in (out / "report.md").read_text()
     assert json.loads(lagging.read_text()) == report
     again = read_results(out / "results.csv")
     assert [(r.run, r.iteration, r.miou) for r in again] == [(r.run, r.iteration, r.miou) for r in rows]

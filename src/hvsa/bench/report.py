@@ -4,8 +4,8 @@
 dataset, a Figure-7-style plot (``DIR/figures/<dataset>.png``), a Table-1-style table (fewest
 clicks % reaching 80/85/90/95 % mIoU, and at which granularity), a Table-2-style table (mIoU,
 pixel accuracy and TC at each budget for finetune-only, lp, hvsa, hvsa-fused and hvsa-crf) and the seconds per
-iteration. When ``DIR/bench.json`` exists (written by ``hvsa bench``) the command and the
-machine are quoted too; nothing else is read.
+iteration. When ``DIR/bench.json`` exists (written by ``hvsa bench``) the commands that
+filled the folder and the machine are quoted too; nothing else is read.
 """
 
 from __future__ import annotations
@@ -121,9 +121,16 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "data"
 
 
+def _bench_commands(bench: dict) -> list[str]:
+    """The distinct command lines of ``bench.json``'s content, in the order they first ran (a
+    resumed grid runs its command again); commands run in process (None) are left out."""
+    listed = [c.get("command") for c in bench.get("commands", [])] or [bench.get("command")]
+    return list(dict.fromkeys(c for c in listed if c))
+
+
 def render_report(rows: Sequence[ResultRow], figures: dict[str, str], bench: dict | None = None) -> str:
     """The Markdown report of ``rows``; ``figures`` maps a dataset to its figure's relative path,
-    ``bench`` is the content of ``bench.json`` (command, machine) when known."""
+    ``bench`` is the content of ``bench.json`` (commands, machine) when known."""
     points = aggregate(rows)
     complete = complete_runs(points)
     # a partial point's mean is over other sequences than the rest: it cannot be Table 1's answer
@@ -141,7 +148,9 @@ def render_report(rows: Sequence[ResultRow], figures: dict[str, str], bench: dic
         " figure draws them as a bar."
     )
     if bench:
-        out += ["", "Command:", "", "```", str(bench.get("command", "")), "```", ""]
+        commands = _bench_commands(bench)
+        out += ["", "Command:" if len(commands) < 2 else "Commands, in the order they first ran:", ""]
+        out += ["```", *commands, "```", ""]
         machine = bench.get("machine") or {}
         if machine:
             out.append("Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))

@@ -2,7 +2,7 @@
 
 Layout of a bench folder::
 
-    OUT/bench.json                 settings (fixed for the folder), last command, machine
+    OUT/bench.json                 settings (fixed for the folder), every command run in it, machine
     OUT/results.csv                one row per run and completed iteration (hvsa.bench.results)
     OUT/report.md, OUT/figures/    the report (hvsa.bench.report), regenerated from results.csv
     OUT/cache/<dataset>/<seq>/     video caches shared by the runs of a sequence (frames, labels,
@@ -290,6 +290,18 @@ def _check_settings(out: Path, settings: BenchSettings) -> None:
         )
 
 
+def _commands_run(out: Path) -> list[dict]:
+    """The commands that ran in ``out`` so far, oldest first, as ``bench.json`` lists them (a
+    folder from before that list holds its last command only)."""
+    path = out / _BENCH_FILE
+    if not path.is_file():
+        return []
+    saved = json.loads(path.read_text())
+    if "commands" in saved:
+        return list(saved["commands"])
+    return [{k: saved.get(k) for k in ("command", "grid", "started")}] if "command" in saved else []
+
+
 # Settings fields added after bench folders existed, with the value that computes what a folder
 # saved without the field computed. Only such fields are filled in on resume: a field whose
 # default changed the results (fine-tuning's crop, say) must keep an older folder apart.
@@ -386,14 +398,19 @@ def run_bench(
     runs = grid.runs(sequences)
     _check_settings(out, settings)
     out.mkdir(parents=True, exist_ok=True)
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
     bench = {
         "command": command,
         "settings": settings.identity(),
         "grid": grid.to_dict(),
         "machine": machine_info(),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "started": started,
+        # a folder is often filled by several commands (a grid extended by a budget, a selector)
+        "commands": [*_commands_run(out), {"command": command, "grid": grid.to_dict(), "started": started}],
     }
-    (out / _BENCH_FILE).write_text(json.dumps(bench, indent=1))
+    tmp = out / f"{_BENCH_FILE}.tmp"
+    tmp.write_text(json.dumps(bench, indent=1))
+    os.replace(tmp, out / _BENCH_FILE)
     outcome = BenchOutcome(runs=len(runs))
     fold_of: dict[str, Fold] = {}
     if settings.pretrain_folds:
