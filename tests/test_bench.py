@@ -185,6 +185,8 @@ def test_the_report_quotes_every_command_that_filled_the_folder() -> None:
     listed = {"command": a, "commands": [{"command": a}, {"command": None}, {"command": b}, {"command": a}]}
     text = render_report(rows, {}, listed)
     assert f"Commands, in the order they first ran:\n\n```\n{a}\n{b}\n```" in text
+    in_process = render_report(rows, {}, {"command": None, "commands": [{"command": None}], "machine": {"cores": 2}})
+    assert "Command" not in in_process and ".\n\nMachine: cores 2\n" in in_process
 
 
 def test_fewest_clicks_picks_the_cheapest_point_and_its_granularity() -> None:

@@ -91,7 +91,7 @@ def _narrow_axis_ticks(xs: Sequence[float | None], lo: float, hi: float) -> list
     one per label (:func:`_narrow_label`, two decimals). None for a wider axis, which keeps
     those labels. A tick stays at its point, not at the rounded value, which may lie outside
     the axis."""
-    by_label = {}
+    by_label: dict[str, float] = {}
     for x in sorted(x for x in xs if x):
         by_label.setdefault(_narrow_label(x), x)
     return list(by_label.values()) if by_label and hi < 3 * lo else None

@@ -149,11 +149,12 @@ def render_report(rows: Sequence[ResultRow], figures: dict[str, str], bench: dic
     )
     if bench:
         commands = _bench_commands(bench)
-        out += ["", "Command:" if len(commands) < 2 else "Commands, in the order they first ran:", ""]
-        out += ["```", *commands, "```", ""]
+        if commands:  # none when every command ran in process
+            out += ["", "Command:" if len(commands) == 1 else "Commands, in the order they first ran:", ""]
+            out += ["```", *commands, "```"]
         machine = bench.get("machine") or {}
         if machine:
-            out.append("Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
+            out += ["", "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items())]
     for dataset in sorted({r.dataset for r in rows}):
         out += ["", f"## {dataset}", ""]
         if dataset in figures:
