@@ -274,11 +274,15 @@ def collect_results(out: str | os.PathLike) -> list[ResultRow]:
     return rows
 
 
-def _check_settings(out: Path, settings: BenchSettings) -> None:
+def _saved_bench(out: Path) -> dict:
+    """The content of ``out``'s ``bench.json``, or {} before the folder's first command."""
     path = out / _BENCH_FILE
-    if not path.is_file():
-        return
-    saved = json.loads(path.read_text()).get("settings")
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _check_settings(out: Path, bench: dict, settings: BenchSettings) -> None:
+    """Refuse ``settings`` other than those of ``bench`` (the folder's ``bench.json``)."""
+    saved = bench.get("settings")
     if saved is None:
         return
     saved, current = _with_added_fields(saved), settings.identity()
@@ -290,16 +294,12 @@ def _check_settings(out: Path, settings: BenchSettings) -> None:
         )
 
 
-def _commands_run(out: Path) -> list[dict]:
-    """The commands that ran in ``out`` so far, oldest first, as ``bench.json`` lists them (a
-    folder from before that list holds its last command only)."""
-    path = out / _BENCH_FILE
-    if not path.is_file():
-        return []
-    saved = json.loads(path.read_text())
-    if "commands" in saved:
-        return list(saved["commands"])
-    return [{k: saved.get(k) for k in ("command", "grid", "started")}] if "command" in saved else []
+def _commands_run(bench: dict) -> list[dict]:
+    """The commands that ran in a folder so far, oldest first, from its ``bench.json`` content
+    (a folder from before that list holds its last command only)."""
+    if "commands" in bench:
+        return list(bench["commands"])
+    return [{k: bench.get(k) for k in ("command", "grid", "started")}] if "command" in bench else []
 
 
 # Settings fields added after bench folders existed, with the value that computes what a folder
@@ -396,17 +396,18 @@ def run_bench(
     out = Path(out)
     sequences = find_sequences(data)
     runs = grid.runs(sequences)
-    _check_settings(out, settings)
+    saved = _saved_bench(out)
+    _check_settings(out, saved, settings)
     out.mkdir(parents=True, exist_ok=True)
-    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    started, grid_dict = time.strftime("%Y-%m-%d %H:%M:%S"), grid.to_dict()
     bench = {
         "command": command,
         "settings": settings.identity(),
-        "grid": grid.to_dict(),
+        "grid": grid_dict,
         "machine": machine_info(),
         "started": started,
         # a folder is often filled by several commands (a grid extended by a budget, a selector)
-        "commands": [*_commands_run(out), {"command": command, "grid": grid.to_dict(), "started": started}],
+        "commands": [*_commands_run(saved), {"command": command, "grid": grid_dict, "started": started}],
     }
     tmp = out / f"{_BENCH_FILE}.tmp"
     tmp.write_text(json.dumps(bench, indent=1))
