@@ -14,7 +14,9 @@ from hvsa.select import (
     margin_uncertainty,
     margin_uncertainty_torch,
     nearest_to_centroids,
+    rarity_weights,
     reduce_per_sample,
+    sums_per_class,
 )
 
 
@@ -42,6 +44,65 @@ def test_reduce_per_sample_sum_mean_max() -> None:
     np.testing.assert_allclose(reduce_per_sample(rm, s, 4, "max"), [0.3, 1.0, 0.5, 0.0], atol=1e-6)
     with pytest.raises(InputError, match="reduction 'median'"):
         reduce_per_sample(rm, s, 4, "median")
+
+
+def test_sums_per_class_split_the_sample_sum_by_predicted_class() -> None:
+    rm = np.array([[0, 0, 1], [2, 2, 1]], np.int32)
+    labels = np.array([[0, 1, 1], [255, 0, 1]], np.uint8)  # 255: ignore, counts for no class
+    s = np.array([[0.1, 0.3, 1.0], [0.5, 0.25, 0.0]], np.float32)
+    got = sums_per_class(rm, labels, s, 4, 2)
+    np.testing.assert_allclose(got, [[0.1, 0.3], [0.0, 1.0], [0.25, 0.0], [0.0, 0.0]], atol=1e-6)
+    full = np.where(labels == 255, 0, labels)
+    np.testing.assert_allclose(sums_per_class(rm, full, s, 4, 2).sum(1), reduce_per_sample(rm, s, 4, "sum"), atol=1e-6)
+    with pytest.raises(InputError, match="must have one shape"):
+        sums_per_class(rm, labels[:, :2], s, 4, 2)
+
+
+def test_rarity_weights_hand_computed() -> None:
+    # shares 3/4 and 1/4; power 1: weights 4/3 and 4, whose pixel-weighted mean (2) scales them to 1
+    np.testing.assert_allclose(rarity_weights(np.array([75, 25]), power=1.0), [2 / 3, 2.0])
+    np.testing.assert_allclose(rarity_weights(np.array([75, 25]), power=0.0), [1.0, 1.0])
+    w = rarity_weights(np.array([300, 10, 0]))  # power 0.5; a class predicted nowhere weighs 1 before scaling
+    assert w[1] / w[0] == pytest.approx(np.sqrt(30)) and w[2] / w[0] == pytest.approx(np.sqrt(300 / 310))
+    assert float(np.array([300, 10, 0]) @ w) / 310 == pytest.approx(1.0)
+    for bad in (np.array([0, 0]), np.array([5, -1]), np.zeros(0)):
+        with pytest.raises(InputError, match="non-negative pixel counts"):
+            rarity_weights(bad)
+    with pytest.raises(InputError, match="power must be >= 0"):
+        rarity_weights(np.array([1, 1]), power=-1.0)
+
+
+def test_hvsa_balanced_prefers_the_uncertainty_of_a_rare_class() -> None:
+    """Blob 0 is the most uncertain in sum, on the common class; blob 1 a little less, on a class
+    predicted on one pixel in ten. Keeping the most uncertain quarter (one blob), hvsa takes
+    blob 0; hvsa-balanced weighs blob 1's pixels 3 times as much and takes it. In the first
+    iteration both choose by diversity alone."""
+    from hvsa.select.selectors import BalancedHvsaSelector, HvsaSelector
+
+    x, blob = blobs([(0, 0), (5, 0), (0, 5), (5, 5)], per=20)
+    by_class = np.zeros((len(x), 2))
+    by_class[blob == 0, 0] = 2.0
+    by_class[blob == 1, 1] = 1.5
+    by_class[blob >= 2, 0] = 0.1
+    cands = Candidates(np.arange(len(x)), by_class.sum(1), x, class_uncertainty=by_class,
+                       class_pixels=np.array([900, 100]))
+    plain = HvsaSelector(keep=0.25).select(cands, 1, iteration=2, rng=np.random.default_rng(0))
+    balanced = BalancedHvsaSelector(keep=0.25).select(cands, 1, iteration=2, rng=np.random.default_rng(0))
+    assert blob[plain].tolist() == [0] and blob[balanced].tolist() == [1]
+    first = [make_selector(n).select(cands, 4, iteration=1, rng=np.random.default_rng(0)) for n in ("hvsa", "hvsa-balanced")]
+    np.testing.assert_array_equal(*first)
+    # under a click budget the weighted uncertainty counts per click: blob 1 at 4 clicks loses
+    priced = Candidates(np.arange(len(x)), None, x, np.where(blob == 1, 4.0, 1.0), by_class, np.array([900, 100]))
+    assert blob[BalancedHvsaSelector(keep=0.25).select(priced, 1, iteration=2, rng=np.random.default_rng(0))].tolist() == [0]
+    # the candidates a budget lets through keep the video's class pixels
+    assert cands.take(np.array([3, 40])).class_pixels.tolist() == [900, 100]
+    with pytest.raises(InputError, match="needs candidate class_uncertainty"):
+        make_selector("hvsa-balanced").select(Candidates(np.arange(len(x)), features=x), 1, iteration=2,
+                                              rng=np.random.default_rng(0))
+    with pytest.raises(InputError, match="come together"):
+        Candidates(np.arange(2), class_uncertainty=np.zeros((2, 2)))
+    with pytest.raises(InputError, match="class uncertainty of shape"):
+        Candidates(np.arange(2), class_uncertainty=np.zeros((2, 3)), class_pixels=np.ones(2))
 
 
 def test_kmeans_finds_separated_blobs_and_picks_one_per_blob() -> None:
@@ -132,8 +193,8 @@ def test_random_and_diversity_selectors() -> None:
 
 
 def test_selector_registry_and_missing_inputs() -> None:
-    assert SELECTORS.names() == ["diversity", "hvsa", "random", "uncertainty"]
-    with pytest.raises(UnknownNameError, match="expected one of: diversity, hvsa, random, uncertainty"):
+    assert SELECTORS.names() == ["diversity", "hvsa", "hvsa-balanced", "random", "uncertainty"]
+    with pytest.raises(UnknownNameError, match="expected one of: diversity, hvsa, hvsa-balanced, random, uncertainty"):
         make_selector("entropy")
     with pytest.raises(InputError, match="needs candidate features"):
         make_selector("diversity").select(Candidates(index=np.arange(3)), 1, iteration=1, rng=np.random.default_rng())

@@ -69,6 +69,27 @@ def test_annotated_samples_never_return(tmp_path: Path, clip: Path) -> None:
         assert covered == sum(r.pixels for r in s.store.annotations())
 
 
+def test_class_balanced_selection_reads_the_uncertainty_per_predicted_class(tmp_path: Path, clip: Path) -> None:
+    """hvsa-balanced runs the loop on statistics that split each sample's uncertainty by the
+    pixels' predicted class (rows summing to the sample's uncertainty) and count the predicted
+    pixels per class; statistics without them (written for another selector) are made again."""
+    folder = tmp_path / "s"
+    _run(folder, clip, LoopSettings(iterations=2, per_iteration=4), granularity="rec32", selector="hvsa-balanced")
+    stats = folder / "state" / "pred-2.npz"
+    with np.load(stats) as z:
+        saved = {k: z[k] for k in z.files}
+    assert saved["class_uncertainty"].shape == (len(saved["uncertainty"]), 3)
+    np.testing.assert_allclose(saved["class_uncertainty"].sum(1), saved["uncertainty"], rtol=1e-4, atol=1e-3)
+    with Session.open(folder) as s:
+        predicted = np.stack([s.prediction(t)[0] for t in range(s.num_frames)])
+        np.testing.assert_array_equal(saved["class_pixels"], np.bincount(predicted.ravel(), minlength=3))
+        np.savez(stats, **{k: v for k, v in saved.items() if not k.startswith("class_")})
+        batch = s.select(per_iteration=4)
+        assert len(batch.samples) == 4
+    with np.load(stats) as z:
+        np.testing.assert_allclose(z["class_uncertainty"], saved["class_uncertainty"], rtol=1e-4, atol=1e-3)
+
+
 class _Interrupt(Exception):
     pass
 

@@ -20,6 +20,7 @@ Layout::
     OUT/report.json          a view of the store (DESIGN.md schema)
     OUT/checkpoints/iter-K.pt  the network after iteration K (iter-0: the start)
     OUT/state/pred-K.npz     per-sample uncertainty, features and click estimates after K
+                             (and uncertainty per predicted class, for class-balanced selection)
     OUT/cache/...            frames, flows, taps, pools, latest prediction, annotation maps
 """
 
@@ -506,11 +507,22 @@ class Session:
         return max(done) if done else 0
 
     def _load_stats(self, k: int) -> dict[str, np.ndarray]:
+        """The selection statistics after iteration ``k``, predicted again when missing or when
+        they lack what this session's selector needs (a file written for another selector)."""
         path = self._stats_path(k)
-        if not path.is_file():
-            self.predict(iteration=k)
+        if path.is_file():
+            with np.load(path) as z:
+                stats = {key: z[key] for key in z.files}
+            if self._extra_stat_keys() <= stats.keys():
+                return stats
+        self.predict(iteration=k)
         with np.load(path) as z:
             return {key: z[key] for key in z.files}
+
+    def _extra_stat_keys(self) -> set[str]:
+        """The statistics beyond the usual that the selector needs: the uncertainty per sample
+        and predicted class, and the predicted pixels per class (class-balanced selection)."""
+        return {"class_uncertainty", "class_pixels"} if "class_uncertainty" in self.selector.needs else set()
 
     def select(self, per_iteration: int | None = None, *, budget_clicks: float | None = None) -> Batch:
         """Select the next batch of samples and record it (starting a new iteration).
@@ -546,6 +558,8 @@ class Session:
             uncertainty=stats["uncertainty"][free] if "uncertainty" in needs else None,
             features=stats["features"][free].astype(np.float32) if "features" in needs else None,
             clicks=est if budget_clicks is not None else None,
+            class_uncertainty=stats["class_uncertainty"][free] if "class_uncertainty" in needs else None,
+            class_pixels=stats["class_pixels"] if "class_uncertainty" in needs else None,
         )
         rng = self._rng(k, 1)
         if budget_clicks is None:
@@ -923,7 +937,7 @@ class Session:
         from hvsa.flow.warp import warp
         from hvsa.metrics import VideoScores, consistency_confusion, miou
         from hvsa.pools import sample_means
-        from hvsa.select import reduce_per_sample
+        from hvsa.select import reduce_per_sample, sums_per_class
 
         cur = self.current
         if iteration is None:
@@ -935,6 +949,9 @@ class Session:
         unc = np.zeros(n_total, np.float64)
         est = np.ones(n_total, np.float32)
         feats: np.ndarray | None = None
+        by_class = bool(self._extra_stat_keys())
+        class_unc = np.zeros((n_total, C) if by_class else (0, C), np.float32)
+        class_pixels = np.zeros(C, np.int64)
         frame_conf = np.zeros(self.num_frames, np.float32)
         scores = VideoScores(C, self.classes.ignore_index) if self.gt is not None else None
         tc_conf = np.zeros((C, C), np.int64)
@@ -952,6 +969,9 @@ class Session:
                 n_t = self.pool.num_samples(t)
                 sl = slice(int(offsets[t]), int(offsets[t + 1]))
                 unc[sl] = reduce_per_sample(rm, sel_u, n_t, "sum")
+                if by_class:
+                    class_unc[sl] = sums_per_class(rm, sel_pred, sel_u, n_t, C)
+                    class_pixels += np.bincount(sel_pred.ravel(), minlength=256)[:C]
                 fm = f[0].cpu().numpy()
                 if feats is None:
                     feats = np.zeros((n_total, fm.shape[0]), np.float16)
@@ -972,7 +992,8 @@ class Session:
         path = self._stats_path(iteration)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.stem + ".tmp.npz")
-        np.savez(tmp, uncertainty=unc, features=feats, est_clicks=est, frame_confidence=frame_conf)
+        extra = {"class_uncertainty": class_unc, "class_pixels": class_pixels} if by_class else {}
+        np.savez(tmp, uncertainty=unc, features=feats, est_clicks=est, frame_confidence=frame_conf, **extra)
         os.replace(tmp, path)
         self.store.set_meta("prediction_iteration", iteration)
         if iteration > 0 and cur is not None and cur.iteration == iteration:

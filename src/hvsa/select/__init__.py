@@ -1,7 +1,13 @@
 """Active sample selection: scores, k-means diversity, and the selector registry."""
 
 from hvsa.select.cluster import kmeans, nearest_to_centroids
-from hvsa.select.scores import margin_uncertainty, margin_uncertainty_torch, reduce_per_sample
+from hvsa.select.scores import (
+    margin_uncertainty,
+    margin_uncertainty_torch,
+    rarity_weights,
+    reduce_per_sample,
+    sums_per_class,
+)
 from hvsa.select.selectors import SELECTORS, Candidates, Selector, make_selector
 
 __all__ = [
@@ -13,5 +19,7 @@ __all__ = [
     "margin_uncertainty",
     "margin_uncertainty_torch",
     "nearest_to_centroids",
+    "rarity_weights",
     "reduce_per_sample",
+    "sums_per_class",
 ]

@@ -2,7 +2,9 @@
 
 Pixel uncertainty is the margin score ``1 - (p_top1 - p_top2)`` of the softmax; a sample's
 uncertainty is a reduction (default: the sum, as in the paper) of its pixels' scores; a
-sample's feature is the mean of the feature map over its pixels.
+sample's feature is the mean of the feature map over its pixels. Class-balanced selection
+splits a sample's sum by the pixels' predicted class (:func:`sums_per_class`) and weighs each
+class by its rarity in the video (:func:`rarity_weights`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ from hvsa.checks import check_array
 from hvsa.errors import InputError
 from hvsa.pools import sample_areas, sample_sums
 
-__all__ = ["margin_uncertainty", "margin_uncertainty_torch", "reduce_per_sample", "REDUCTIONS"]
+__all__ = [
+    "REDUCTIONS",
+    "margin_uncertainty",
+    "margin_uncertainty_torch",
+    "rarity_weights",
+    "reduce_per_sample",
+    "sums_per_class",
+]
 
 REDUCTIONS = ("sum", "mean", "max")
 
@@ -55,3 +64,37 @@ def reduce_per_sample(region_map: np.ndarray, scores: np.ndarray, n: int, reduct
     out = np.zeros(n, np.float64)
     np.maximum.at(out, region_map.ravel(), scores.ravel().astype(np.float64))
     return out
+
+
+def sums_per_class(region_map: np.ndarray, labels: np.ndarray, scores: np.ndarray, n: int, num_classes: int) -> np.ndarray:
+    """Sum pixel ``scores`` (H, W) per sample of ``region_map`` and per class of ``labels``
+    (H, W): float64 (n, num_classes). Pixels labelled outside ``[0, num_classes)`` (an ignore
+    index) count for no class; each row otherwise sums to the sample's ``"sum"`` reduction."""
+    check_array(scores, "scores", ndim=2)
+    if labels.shape != scores.shape or region_map.shape != scores.shape:
+        raise InputError(f"sums_per_class: region map {region_map.shape}, labels {labels.shape} "
+                         f"and scores {scores.shape} must have one shape")
+    lab = labels.ravel().astype(np.int64)
+    keep = lab < num_classes
+    idx = region_map.ravel().astype(np.int64)[keep] * num_classes + lab[keep]
+    out = np.bincount(idx, weights=scores.ravel()[keep].astype(np.float64), minlength=n * num_classes)
+    return out.reshape(n, num_classes)
+
+
+def rarity_weights(class_pixels: np.ndarray, power: float = 0.5) -> np.ndarray:
+    """Per-class weights ``f_c ** -power`` from the pixels predicted as each class (C,): float64
+    (C,), scaled so that the pixel-weighted mean weight is 1.
+
+    ``f_c`` is class c's share of the predicted pixels. mIoU averages over classes, so a pixel of
+    a rare class moves it more than one of a common class: with ``power`` 1 in inverse
+    proportion to the class's area, with 0 (plain uncertainty) not at all. A class predicted
+    nowhere weighs 1 (no pixel carries it).
+    """
+    f = np.asarray(class_pixels, np.float64)
+    if f.ndim != 1 or len(f) == 0 or not bool(np.all(f >= 0)) or f.sum() <= 0:
+        raise InputError(f"rarity_weights: expected non-negative pixel counts with a positive total, got {f!r}")
+    if not power >= 0:
+        raise InputError(f"rarity_weights: power must be >= 0, got {power}")
+    f = f / f.sum()
+    w = np.where(f > 0, f, 1.0) ** -float(power)
+    return w / float((f * w).sum())

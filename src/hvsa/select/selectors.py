@@ -8,13 +8,14 @@ declares what it needs (``needs``): the session computes only that.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from hvsa.errors import InputError
 from hvsa.registry import Registry
 from hvsa.select.cluster import kmeans, nearest_to_centroids
+from hvsa.select.scores import rarity_weights
 
 __all__ = ["Candidates", "Selector", "SELECTORS", "make_selector"]
 
@@ -32,12 +33,18 @@ class Candidates:
         clicks: float (N,) estimated clicks of each candidate, when the selection spends a click
             budget; uncertainty-driven selectors then rank by uncertainty per click
             (:meth:`value`).
+        class_uncertainty: float (N, C) each candidate's uncertainty split by its pixels'
+            predicted class (:func:`hvsa.select.scores.sums_per_class`), when needed.
+        class_pixels: (C,) pixels of the whole video predicted as each class; given with
+            ``class_uncertainty`` (it describes the video, not a candidate).
     """
 
     index: np.ndarray
     uncertainty: np.ndarray | None = None
     features: np.ndarray | None = None
     clicks: np.ndarray | None = None
+    class_uncertainty: np.ndarray | None = None
+    class_pixels: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.index)
@@ -50,6 +57,13 @@ class Candidates:
                 raise InputError("candidates: click estimates must be positive")
         if self.features is not None and (self.features.ndim != 2 or len(self.features) != n):
             raise InputError(f"candidates: features of shape {self.features.shape} for {n} samples")
+        if (self.class_uncertainty is None) != (self.class_pixels is None):
+            raise InputError("candidates: class_uncertainty and class_pixels come together")
+        if self.class_uncertainty is not None:
+            shape = np.shape(self.class_uncertainty)
+            if len(shape) != 2 or shape[0] != n or np.shape(self.class_pixels) != shape[1:]:
+                raise InputError(f"candidates: class uncertainty of shape {shape} and class pixels of shape "
+                                 f"{np.shape(self.class_pixels)} for {n} samples")
 
     def __len__(self) -> int:
         return len(self.index)
@@ -60,7 +74,8 @@ class Candidates:
         def pick(a: np.ndarray | None) -> np.ndarray | None:
             return None if a is None else a[positions]
 
-        return Candidates(self.index[positions], pick(self.uncertainty), pick(self.features), pick(self.clicks))
+        return Candidates(self.index[positions], pick(self.uncertainty), pick(self.features), pick(self.clicks),
+                          pick(self.class_uncertainty), self.class_pixels)
 
     def value(self) -> np.ndarray:
         """What uncertainty-driven selection ranks by: the uncertainty, or, under a click budget,
@@ -160,6 +175,28 @@ class HvsaSelector(Selector):
         m = max(b, int(np.ceil(self.keep * len(c))))
         uncertain = np.argsort(-c.value(), kind="stable")[:m]
         return uncertain[_diverse(c.features[uncertain], b, rng)]
+
+
+@SELECTORS.register("hvsa-balanced")
+class BalancedHvsaSelector(HvsaSelector):
+    """:class:`HvsaSelector` with each pixel's uncertainty weighted by how rare its predicted
+    class is in the video (:func:`hvsa.select.scores.rarity_weights`, ``power`` 0.5: a class on
+    1 % of the pixels weighs 5.5 times one on 30 %). mIoU averages over classes, and on many-class
+    video the paper's sum of margins spends the budget on the large classes, whose uncertain
+    pixels are many. The first iteration is diversity only, as in :class:`HvsaSelector`."""
+
+    name = "hvsa-balanced"
+    needs = frozenset({"class_uncertainty", "features"})
+
+    def __init__(self, keep: float = 0.5, power: float = 0.5) -> None:
+        super().__init__(keep)
+        self.power = power
+
+    def _select(self, c: Candidates, b: int, iteration: int, rng: np.random.Generator) -> np.ndarray:
+        if iteration > 1:
+            w = rarity_weights(c.class_pixels, self.power)
+            c = replace(c, uncertainty=np.asarray(c.class_uncertainty, np.float64) @ w)
+        return super()._select(c, b, iteration, rng)
 
 
 def make_selector(name: str) -> Selector:
