@@ -70,9 +70,10 @@ def test_annotated_samples_never_return(tmp_path: Path, clip: Path) -> None:
 
 
 def test_class_balanced_selection_reads_the_uncertainty_per_predicted_class(tmp_path: Path, clip: Path) -> None:
-    """hvsa-balanced runs the loop on statistics that split each sample's uncertainty by the
-    pixels' predicted class (rows summing to the sample's uncertainty) and count the predicted
-    pixels per class; statistics without them (written for another selector) are made again."""
+    """hvsa-balanced runs the loop on statistics that split each sample's uncertainty between
+    the pixels' predicted and runner-up classes (rows summing to the sample's uncertainty) and
+    count the predicted pixels per class; statistics without them (written for another
+    selector) are made again."""
     folder = tmp_path / "s"
     _run(folder, clip, LoopSettings(iterations=2, per_iteration=4), granularity="rec32", selector="hvsa-balanced")
     stats = folder / "state" / "pred-2.npz"
@@ -83,6 +84,14 @@ def test_class_balanced_selection_reads_the_uncertainty_per_predicted_class(tmp_
     with Session.open(folder) as s:
         predicted = np.stack([s.prediction(t)[0] for t in range(s.num_frames)])
         np.testing.assert_array_equal(saved["class_pixels"], np.bincount(predicted.ravel(), minlength=3))
+        # the runner-up's half lands on classes a sample has no predicted pixel of
+        from hvsa.select import sums_per_class
+
+        present = np.concatenate([
+            sums_per_class(s.pool.region_map(t), predicted[t], np.ones(predicted[t].shape), s.pool.num_samples(t), 3) > 0
+            for t in range(s.num_frames)
+        ])
+        assert float(saved["class_uncertainty"][~present].sum()) > 0.01 * float(saved["uncertainty"].sum())
         np.savez(stats, **{k: v for k, v in saved.items() if not k.startswith("class_")})
         batch = s.select(per_iteration=4)
         assert len(batch.samples) == 4

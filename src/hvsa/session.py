@@ -141,6 +141,9 @@ class _FrameOutput(NamedTuple):
         uncertainty: float32 (H, W) 1 - their confidence.
         select_labels: uint8 (H, W) the labels selection prices clicks on (before refinement).
         select_uncertainty: float32 (H, W) the uncertainty selection ranks by (before refinement).
+        select_runner_up: uint8 (H, W) the class each pixel hesitates towards: the softmax's
+            second (or, where fusion chose the propagation's label, its first); the label
+            itself where the labels come from propagation alone.
     """
 
     t: int
@@ -149,6 +152,7 @@ class _FrameOutput(NamedTuple):
     uncertainty: np.ndarray
     select_labels: np.ndarray
     select_uncertainty: np.ndarray
+    select_runner_up: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -853,14 +857,18 @@ class Session:
                                    ignore_index=self.classes.ignore_index, scratch=self.folder / "cache")
         prop = conf = None
 
-        def read(probs: "torch.Tensor") -> tuple[np.ndarray, np.ndarray]:
-            """(labels, uncertainty) of a softmax, fused with the propagation if the method fuses."""
-            labels = probs.argmax(1)[0].to(torch.uint8).cpu().numpy()
+        def read(probs: "torch.Tensor") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            """(labels, uncertainty, runner-up class) of a softmax, fused with the propagation
+            if the method fuses."""
+            top = probs.topk(min(2, probs.shape[1]), dim=1).indices[0].to(torch.uint8).cpu().numpy()
+            own, runner_up = top[0], top[-1]
             u = margin_uncertainty_torch(probs)[0].cpu().numpy()
+            labels = own
             if source == "fused":
-                labels, margin = fuse_labels(labels, 1.0 - u, prop, conf)
+                labels, margin = fuse_labels(own, 1.0 - u, prop, conf)
                 u = 1.0 - margin
-            return labels, u
+                runner_up = np.where(labels == own, runner_up, own)
+            return labels, u, runner_up
 
         try:
             for t in range(self.num_frames):
@@ -868,16 +876,16 @@ class Session:
                 if propagated is not None:
                     _, prop, conf = next(propagated)
                 if source == "propagation":
-                    sel_labels, sel_u = prop, 1.0 - conf
+                    sel_labels, sel_u, sel_second = prop, 1.0 - conf, prop
                     labels, unc = sel_labels, sel_u
                 else:
                     own, probs = self._network_probs(t, f)
-                    sel_labels, sel_u = read(own)
-                    labels, unc = (sel_labels, sel_u) if probs is own else read(probs)
+                    sel_labels, sel_u, sel_second = read(own)
+                    labels, unc = (sel_labels, sel_u) if probs is own else read(probs)[:2]
                 if refine is not None:
                     labels, unc = self._refined(t, probs[0].cpu().numpy() if source != "propagation" else None,
                                                 prop, conf)
-                yield _FrameOutput(t, f, labels, unc, sel_labels, sel_u)
+                yield _FrameOutput(t, f, labels, unc, sel_labels, sel_u, sel_second)
         finally:
             if propagated is not None:
                 propagated.close()
@@ -960,7 +968,7 @@ class Session:
         self.model.eval()
         with torch.inference_mode():
             outputs = self._frame_outputs()
-            for t, f, pred, u, sel_pred, sel_u in progress(outputs, total=self.num_frames,
+            for t, f, pred, u, sel_pred, sel_u, sel_second in progress(outputs, total=self.num_frames,
                                                            desc=f"predicting (iteration {iteration})", unit="frame"):
                 self._pred[t] = pred
                 self._conf[t] = np.round((1.0 - u) * 255).astype(np.uint8)
@@ -970,7 +978,8 @@ class Session:
                 sl = slice(int(offsets[t]), int(offsets[t + 1]))
                 unc[sl] = reduce_per_sample(rm, sel_u, n_t, "sum")
                 if by_class:
-                    class_unc[sl] = sums_per_class(rm, sel_pred, sel_u, n_t, C)
+                    half = 0.5 * sel_u  # a pixel's doubt is shared by the two classes it hesitates between
+                    class_unc[sl] = sums_per_class(rm, sel_pred, half, n_t, C) + sums_per_class(rm, sel_second, half, n_t, C)
                     class_pixels += np.bincount(sel_pred.ravel(), minlength=256)[:C]
                 fm = f[0].cpu().numpy()
                 if feats is None:

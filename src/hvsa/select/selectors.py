@@ -33,8 +33,9 @@ class Candidates:
         clicks: float (N,) estimated clicks of each candidate, when the selection spends a click
             budget; uncertainty-driven selectors then rank by uncertainty per click
             (:meth:`value`).
-        class_uncertainty: float (N, C) each candidate's uncertainty split by its pixels'
-            predicted class (:func:`hvsa.select.scores.sums_per_class`), when needed.
+        class_uncertainty: float (N, C) each candidate's uncertainty split by class: half of
+            each pixel's to its predicted class, half to the runner-up
+            (:func:`hvsa.select.scores.sums_per_class`), when needed.
         class_pixels: (C,) pixels of the whole video predicted as each class; given with
             ``class_uncertainty`` (it describes the video, not a candidate).
     """
@@ -179,11 +180,14 @@ class HvsaSelector(Selector):
 
 @SELECTORS.register("hvsa-balanced")
 class BalancedHvsaSelector(HvsaSelector):
-    """:class:`HvsaSelector` with each pixel's uncertainty weighted by how rare its predicted
-    class is in the video (:func:`hvsa.select.scores.rarity_weights`, ``power`` 0.5: a class on
-    1 % of the pixels weighs 5.5 times one on 30 %). mIoU averages over classes, and on many-class
-    video the paper's sum of margins spends the budget on the large classes, whose uncertain
-    pixels are many. The first iteration is diversity only, as in :class:`HvsaSelector`."""
+    """:class:`HvsaSelector` with each pixel's uncertainty weighted by how rare, in the video's
+    prediction, the two classes it hesitates between are: half of it by its predicted class's
+    weight, half by the runner-up's (:func:`hvsa.select.scores.rarity_weights`, ``power`` 0.5:
+    a class on 1 % of the pixels weighs 5.5 times one on 30 %). mIoU averages over classes, and on
+    many-class video the paper's sum of margins spends the budget on the large classes, whose
+    uncertain pixels are many; the runner-up's half reaches a small class the network still
+    labels as its surroundings. The first iteration is diversity only, as in
+    :class:`HvsaSelector`."""
 
     name = "hvsa-balanced"
     needs = frozenset({"class_uncertainty", "features"})
