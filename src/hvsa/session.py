@@ -860,8 +860,11 @@ class Session:
         def read(probs: "torch.Tensor") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             """(labels, uncertainty, runner-up class) of a softmax, fused with the propagation
             if the method fuses."""
-            top = probs.topk(min(2, probs.shape[1]), dim=1).indices[0].to(torch.uint8).cpu().numpy()
-            own, runner_up = top[0], top[-1]
+            first = probs.argmax(1, keepdim=True)
+            own = first[0, 0].to(torch.uint8).cpu().numpy()
+            runner_up = own
+            if probs.shape[1] > 1:
+                runner_up = probs.scatter(1, first, -1.0).argmax(1)[0].to(torch.uint8).cpu().numpy()
             u = margin_uncertainty_torch(probs)[0].cpu().numpy()
             labels = own
             if source == "fused":
