@@ -105,6 +105,21 @@ def test_hvsa_balanced_prefers_the_uncertainty_of_a_rare_class() -> None:
         Candidates(np.arange(2), class_uncertainty=np.zeros((2, 3)), class_pixels=np.ones(2))
 
 
+def test_hvsa_balanced_is_hvsa_on_two_classes() -> None:
+    """With two classes every pixel's runner-up is the other class, so half of every pixel's
+    uncertainty goes to each and a sample weighs the mean of the two weights: a constant factor,
+    and hvsa-balanced picks exactly what hvsa does (davis2016's runs did: docs/benchmarks.md)."""
+    x, _ = blobs([(0, 0), (5, 0), (0, 5), (5, 5)], per=20, seed=4)
+    rng = np.random.default_rng(5)
+    unc = rng.uniform(0, 3, len(x))
+    by_class = np.repeat(0.5 * unc[:, None], 2, axis=1)
+    cands = Candidates(np.arange(len(x)), unc, x, rng.uniform(1, 4, len(x)), by_class, np.array([950, 50]))
+    for b in (1, 3, 7):
+        plain = make_selector("hvsa").select(cands, b, iteration=2, rng=np.random.default_rng(b))
+        balanced = make_selector("hvsa-balanced").select(cands, b, iteration=2, rng=np.random.default_rng(b))
+        np.testing.assert_array_equal(plain, balanced)
+
+
 def test_kmeans_finds_separated_blobs_and_picks_one_per_blob() -> None:
     x, blob = blobs([(0, 0), (5, 0), (0, 5), (5, 5)], per=30)
     rng = np.random.default_rng(1)

@@ -186,8 +186,9 @@ class BalancedHvsaSelector(HvsaSelector):
     a class on 1 % of the pixels weighs 5.5 times one on 30 %). mIoU averages over classes, and on
     many-class video the paper's sum of margins spends the budget on the large classes, whose
     uncertain pixels are many; the runner-up's half reaches a small class the network still
-    labels as its surroundings. The first iteration is diversity only, as in
-    :class:`HvsaSelector`."""
+    labels as its surroundings. With two classes every pixel weighs the same (its two halves go
+    to the two classes), so on foreground/background video it picks what :class:`HvsaSelector`
+    picks. The first iteration is diversity only, as there."""
 
     name = "hvsa-balanced"
     needs = frozenset({"class_uncertainty", "features"})
