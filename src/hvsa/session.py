@@ -20,7 +20,7 @@ Layout::
     OUT/report.json          a view of the store (DESIGN.md schema)
     OUT/checkpoints/iter-K.pt  the network after iteration K (iter-0: the start)
     OUT/state/pred-K.npz     per-sample uncertainty, features and click estimates after K
-                             (and uncertainty per predicted class, for class-balanced selection)
+                             (and the uncertainty split by class, for class-balanced selection)
     OUT/cache/...            frames, flows, taps, pools, latest prediction, annotation maps
 """
 
@@ -524,8 +524,9 @@ class Session:
             return {key: z[key] for key in z.files}
 
     def _extra_stat_keys(self) -> set[str]:
-        """The statistics beyond the usual that the selector needs: the uncertainty per sample
-        and predicted class, and the predicted pixels per class (class-balanced selection)."""
+        """The statistics beyond the usual that the selector needs: each sample's uncertainty
+        split between its pixels' predicted and runner-up classes, and the predicted pixels per
+        class (class-balanced selection)."""
         return {"class_uncertainty", "class_pixels"} if "class_uncertainty" in self.selector.needs else set()
 
     def select(self, per_iteration: int | None = None, *, budget_clicks: float | None = None) -> Batch:

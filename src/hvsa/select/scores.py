@@ -3,8 +3,9 @@
 Pixel uncertainty is the margin score ``1 - (p_top1 - p_top2)`` of the softmax; a sample's
 uncertainty is a reduction (default: the sum, as in the paper) of its pixels' scores; a
 sample's feature is the mean of the feature map over its pixels. Class-balanced selection
-splits a sample's sum by the pixels' predicted class (:func:`sums_per_class`) and weighs each
-class by its rarity in the video (:func:`rarity_weights`).
+splits a sample's sum by class, half of each pixel's score to its predicted class and half to
+the runner-up (:func:`sums_per_class`, once per half), and weighs each class by its rarity in
+the video (:func:`rarity_weights`).
 """
 
 from __future__ import annotations

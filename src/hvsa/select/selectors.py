@@ -195,6 +195,8 @@ class BalancedHvsaSelector(HvsaSelector):
 
     def __init__(self, keep: float = 0.5, power: float = 0.5) -> None:
         super().__init__(keep)
+        if not power >= 0:
+            raise InputError(f"hvsa-balanced selector: power must be >= 0, got {power}")
         self.power = power
 
     def _select(self, c: Candidates, b: int, iteration: int, rng: np.random.Generator) -> np.ndarray:
