@@ -99,6 +99,8 @@ def test_hvsa_balanced_prefers_the_uncertainty_of_a_rare_class() -> None:
     with pytest.raises(InputError, match="needs candidate class_uncertainty"):
         make_selector("hvsa-balanced").select(Candidates(np.arange(len(x)), features=x), 1, iteration=2,
                                               rng=np.random.default_rng(0))
+    with pytest.raises(InputError, match="power must be >= 0"):
+        BalancedHvsaSelector(power=-0.5)
     with pytest.raises(InputError, match="come together"):
         Candidates(np.arange(2), class_uncertainty=np.zeros((2, 2)))
     with pytest.raises(InputError, match="class uncertainty of shape"):
