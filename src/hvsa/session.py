@@ -143,7 +143,7 @@ class _FrameOutput(NamedTuple):
         select_uncertainty: float32 (H, W) the uncertainty selection ranks by (before refinement).
         select_runner_up: uint8 (H, W) the class each pixel hesitates towards: the softmax's
             second (or, where fusion chose the propagation's label, its first); the label
-            itself where the labels come from propagation alone.
+            itself where the labels come from propagation alone. None unless asked for.
     """
 
     t: int
@@ -152,7 +152,7 @@ class _FrameOutput(NamedTuple):
     uncertainty: np.ndarray
     select_labels: np.ndarray
     select_uncertainty: np.ndarray
-    select_runner_up: np.ndarray
+    select_runner_up: np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -829,7 +829,7 @@ class Session:
 
     # ------------------------------------------------------------------ prediction
 
-    def _frame_outputs(self) -> Iterator[_FrameOutput]:
+    def _frame_outputs(self, runner_up: bool = False) -> Iterator[_FrameOutput]:
         """The outputs of every frame in order (:class:`_FrameOutput`), from the method's label
         source: the network's softmax (uncertainty 1 - (p1 - p2)), label propagation (uncertainty
         1 - its confidence), or their per-pixel fusion (:func:`hvsa.methods.fuse_labels`;
@@ -842,7 +842,9 @@ class Session:
         before views and CRF: mean-field marginals are overconfident, and on DAVIS selecting
         from them chose worse samples; selecting from the views' average lost on davis2016 in
         the runs we made (docs/benchmarks.md). The features, for selection, always come from
-        the network. Run under ``torch.inference_mode()``."""
+        the network. With ``runner_up`` each output also carries the class each pixel hesitates
+        towards (class-balanced selection); otherwise that is None and costs nothing. Run under
+        ``torch.inference_mode()``."""
         import torch
 
         from hvsa.methods import fuse_labels
@@ -858,21 +860,22 @@ class Session:
                                    ignore_index=self.classes.ignore_index, scratch=self.folder / "cache")
         prop = conf = None
 
-        def read(probs: "torch.Tensor") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            """(labels, uncertainty, runner-up class) of a softmax, fused with the propagation
-            if the method fuses."""
+        def read(probs: "torch.Tensor", with_second: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+            """(labels, uncertainty, runner-up class or None) of a softmax, fused with the
+            propagation if the method fuses."""
             first = probs.argmax(1, keepdim=True)
             own = first[0, 0].to(torch.uint8).cpu().numpy()
-            runner_up = own
-            if probs.shape[1] > 1:
-                runner_up = probs.scatter(1, first, -1.0).argmax(1)[0].to(torch.uint8).cpu().numpy()
+            second = None
+            if with_second:
+                second = own if probs.shape[1] == 1 else probs.scatter(1, first, -1.0).argmax(1)[0].to(torch.uint8).cpu().numpy()
             u = margin_uncertainty_torch(probs)[0].cpu().numpy()
             labels = own
             if source == "fused":
                 labels, margin = fuse_labels(own, 1.0 - u, prop, conf)
                 u = 1.0 - margin
-                runner_up = np.where(labels == own, runner_up, own)
-            return labels, u, runner_up
+                if second is not None:
+                    second = np.where(labels == own, second, own)
+            return labels, u, second
 
         try:
             for t in range(self.num_frames):
@@ -880,11 +883,11 @@ class Session:
                 if propagated is not None:
                     _, prop, conf = next(propagated)
                 if source == "propagation":
-                    sel_labels, sel_u, sel_second = prop, 1.0 - conf, prop
+                    sel_labels, sel_u, sel_second = prop, 1.0 - conf, prop if runner_up else None
                     labels, unc = sel_labels, sel_u
                 else:
                     own, probs = self._network_probs(t, f)
-                    sel_labels, sel_u, sel_second = read(own)
+                    sel_labels, sel_u, sel_second = read(own, runner_up)
                     labels, unc = (sel_labels, sel_u) if probs is own else read(probs)[:2]
                 if refine is not None:
                     labels, unc = self._refined(t, probs[0].cpu().numpy() if source != "propagation" else None,
@@ -962,7 +965,7 @@ class Session:
         est = np.ones(n_total, np.float32)
         feats: np.ndarray | None = None
         by_class = bool(self._extra_stat_keys())
-        class_unc = np.zeros((n_total, C) if by_class else (0, C), np.float32)
+        class_unc = np.zeros((n_total, C), np.float32) if by_class else None
         class_pixels = np.zeros(C, np.int64)
         frame_conf = np.zeros(self.num_frames, np.float32)
         scores = VideoScores(C, self.classes.ignore_index) if self.gt is not None else None
@@ -971,7 +974,7 @@ class Session:
         offsets = self.pool.offsets
         self.model.eval()
         with torch.inference_mode():
-            outputs = self._frame_outputs()
+            outputs = self._frame_outputs(runner_up=by_class)
             for t, f, pred, u, sel_pred, sel_u, sel_second in progress(outputs, total=self.num_frames,
                                                            desc=f"predicting (iteration {iteration})", unit="frame"):
                 self._pred[t] = pred
