@@ -32,6 +32,22 @@ def test_lattice_filter_follows_the_exact_gaussian(d: int, spread: float, min_co
         assert np.corrcoef(approx[:, ch], exact[:, ch])[0, 1] > min_corr
 
 
+def test_lattice_filter_ignores_the_points_order_and_follows_them_far_from_the_origin() -> None:
+    # the splat matrix comes from sorting the vertices' packed keys, and the keys are offset by
+    # the smallest: reordering the points must reorder the output exactly, and points moved far
+    # into negative coordinates must still be filtered like the exact Gaussian
+    rng = np.random.default_rng(7)
+    f = rng.normal(size=(500, 3)) * 2
+    v = rng.random((500, 3))
+    out = Lattice(f).filter(v)
+    perm = rng.permutation(500)
+    np.testing.assert_allclose(Lattice(f[perm]).filter(v[perm]), out[perm], rtol=1e-5, atol=1e-6)
+    exact = gaussian_filter_exact(f, v)
+    shifted = Lattice(f - 300.0).filter(v)
+    for ch in range(3):
+        assert np.corrcoef(shifted[:, ch], exact[:, ch])[0, 1] > 0.99
+
+
 def test_lattice_points_far_apart_do_not_interact() -> None:
     f = np.array([[0.0, 0.0], [0.1, 0.0], [50.0, 50.0]])
     out = Lattice(f).filter(np.array([1.0, 0.0, 0.0]))

@@ -8,16 +8,20 @@ instead of O(N^2): each point is splatted onto the d + 1 vertices of its enclosi
 a lattice in d + 1 dimensions, the lattice is blurred with [1 2 1] / 4 along each of its d + 1
 axes, and the values are read back (sliced) with the same barycentric weights.
 
-Vectorised numpy, no per-point Python loop: :class:`Lattice` builds the structure once for a
-set of points (an image's pixels), :meth:`Lattice.filter` then filters any number of value
-channels with it. The result approximates the exact Gaussian filter (the approximation the
+Vectorised, no per-point Python loop: :class:`Lattice` builds the structure once for a set of
+points (an image's pixels) with one sort of the vertices' packed keys, and keeps splatting and
+slicing as two sparse matrices; :meth:`Lattice.filter` then filters any number of value channels
+with two sparse matrix products and 2 (d + 1) gathers. The result approximates the exact Gaussian filter (the approximation the
 paper and every dense-CRF implementation use); :func:`gaussian_filter_exact` is the brute-force
 reference for tests.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+import torch
 
 from hvsa.checks import check_array
 from hvsa.errors import ShapeError
@@ -77,52 +81,70 @@ class Lattice:
         weights = np.empty((n, d + 1))
         weights[:, 0] = 1.0 + v[:, 0] - v[:, d]
         weights[:, 1:] = v[:, 1:] - v[:, :-1]
-        self._weights = weights.astype(np.float32)
 
         # The d + 1 vertices of each point's simplex: the remainder-k vertex is rem0 + k, less
         # d + 1 in the coordinates whose rank exceeds d - k (only the first d coordinates: the
-        # last follows from the zero sum).
-        k = np.arange(d + 1)[None, :, None]
-        keys = rem0[:, None, :d] + k - (d + 1) * (rank[:, None, :d] > d - k)  # (n, d+1, d)
-        lo = int(keys.min()) - (d + 1)
-        span = int(keys.max()) + (d + 1) - lo + 1
+        # last follows from the zero sum). Keys are packed into one int64, ``bits`` per
+        # coordinate, offset by ``lo``. Vertices lie within d + 1 of rem0 in each coordinate and
+        # their lattice neighbours within d + 1 more, so with 2 (d + 1) of margin no field
+        # overflows and packing is linear: a vertex's key is its point's packed rem0 plus a
+        # constant per remainder, less d + 1 for each coordinate that steps back.
+        lo = int(rem0[:, :d].min()) - 2 * (d + 1)
+        span = int(rem0[:, :d].max()) + 2 * (d + 1) - lo + 1
         bits = max(1, int(np.ceil(np.log2(span))))
         if bits * d > 62:
             raise ShapeError(
                 f"features: a spread of {span} lattice cells per dimension in {d} dimensions does not fit"
                 " the lattice's 62-bit keys; divide the features by larger standard deviations"
             )
-        self._bits, self._lo = bits, lo
-        packed = self._pack(keys)
-        self._keys, self._vertex = np.unique(packed.ravel(), return_inverse=True)
-        self._vertex = self._vertex.reshape(n, d + 1).astype(np.int64)
+        place = np.int64(1) << (bits * np.arange(d, dtype=np.int64))  # each coordinate's unit
+        ones = int(place.sum())
+        base = (rem0[:, :d] - lo) @ place  # (n,) exact: int64 matmul
+        # coordinate i steps back in the vertices of remainder k > d - rank_i; a point's ranks
+        # are distinct, so its steps are one scatter and a running sum over k
+        steps = np.zeros((n, d + 2), np.int64)
+        np.put_along_axis(steps, d + 1 - rank[:, :d], np.broadcast_to(place, (n, d)), axis=1)
+        back = np.cumsum(steps[:, : d + 1], axis=1)  # (n, d + 1)
+        packed = (base[:, None] + np.arange(d + 1) * ones - (d + 1) * back).ravel()
+
+        # One sort of the n (d + 1) keys gives the vertices (unique keys, sorted) and the splat
+        # matrix: the entries of each vertex are contiguous in sorted order.
+        sorted_keys, order = (a.numpy() for a in torch.sort(torch.from_numpy(packed)))
+        first = np.empty(len(order), bool)
+        first[0] = True
+        np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=first[1:])
+        self._keys = sorted_keys[first]
         m = len(self._keys)
         self.num_vertices = m
+        vertex = np.empty(len(order), np.int64)
+        vertex[order] = np.cumsum(first) - 1
+        weights = weights.astype(np.float32).ravel()
+        # slice: (n, m), row i holds point i's d + 1 barycentric weights at its vertices;
+        # splat: (m, n), its transpose, built from the sort (rows = vertices in key order)
+        with warnings.catch_warnings():  # torch calls its sparse CSR layout beta; matmul is all we use
+            warnings.simplefilter("ignore", UserWarning)
+            self._slice = torch.sparse_csr_tensor(
+                torch.arange(0, n * (d + 1) + 1, d + 1), torch.from_numpy(vertex), torch.from_numpy(weights),
+                (n, m), check_invariants=False,
+            )
+            self._splat = torch.sparse_csr_tensor(
+                torch.from_numpy(np.append(np.flatnonzero(first), len(order))),
+                torch.from_numpy(order // (d + 1)), torch.from_numpy(weights[order]), (m, n), check_invariants=False,
+            )
 
         # Neighbours of each vertex along each lattice axis j (index m = absent: value 0). A step
         # of +-1 in every key coordinate and -+d in coordinate j (j = d: only the +-1 steps) is a
-        # constant added to the packed key: the fields never overflow (a margin of d + 1 above).
-        weights = 1 << (bits * np.arange(d, dtype=np.int64))
-        ones = int(weights.sum())
+        # constant added to the packed key.
         self._neighbours = []
         for j in range(d + 1):
-            step = -ones if j == d else -ones + (d + 1) * int(weights[j])
+            step = -ones if j == d else -ones + (d + 1) * int(place[j])
             pair = []
             for delta in (step, -step):
                 target = self._keys + delta
-                pos = np.searchsorted(self._keys, target)
-                pos = np.minimum(pos, m - 1)
-                found = self._keys[pos] == target
-                pair.append(np.where(found, pos, m))
+                pos = np.minimum(np.searchsorted(self._keys, target), m - 1)
+                pair.append(torch.from_numpy(np.where(self._keys[pos] == target, pos, m)))
             self._neighbours.append(pair)
         self._alpha = 1.0 / (1.0 + 2.0 ** (-d))
-
-    def _pack(self, keys: np.ndarray) -> np.ndarray:
-        shifted = keys.astype(np.int64) - self._lo
-        out = np.zeros(shifted.shape[:-1], np.int64)
-        for i in range(shifted.shape[-1]):
-            out |= shifted[..., i] << (self._bits * i)
-        return out
 
     def filter(self, values: np.ndarray) -> np.ndarray:
         """Gaussian-filter ``values`` (N, C) (or (N,)) over the points: out_i ~ sum_j k(i, j) v_j
@@ -133,15 +155,13 @@ class Lattice:
             vals = vals[:, None]
         if vals.ndim != 2 or len(vals) != self.num_points:
             raise ShapeError(f"values: expected ({self.num_points}, C), got shape {np.shape(values)}")
-        m, c = self.num_vertices, vals.shape[1]
-        flat = self._vertex.ravel()
-        grid = np.zeros((m + 1, c), np.float32)  # row m: the absent neighbour
-        for ch in range(c):
-            grid[:m, ch] = np.bincount(flat, (self._weights * vals[:, ch : ch + 1]).ravel(), minlength=m)
-        for n1, n2 in self._neighbours:
-            blurred = 0.5 * grid[:m] + 0.25 * (grid[n1] + grid[n2])
-            grid[:m] = blurred
-        out = np.einsum("pk,pkc->pc", self._weights, grid[self._vertex]) * np.float32(self._alpha)
+        m = self.num_vertices
+        with torch.no_grad():
+            grid = torch.zeros((m + 1, vals.shape[1]))  # row m: the absent neighbour
+            grid[:m] = self._splat @ torch.tensor(vals)
+            for n1, n2 in self._neighbours:
+                grid[:m] = 0.5 * grid[:m] + 0.25 * (grid[n1] + grid[n2])
+            out = (self._slice @ grid[:m]).numpy() * np.float32(self._alpha)
         return out[:, 0] if squeeze else out
 
 
