@@ -11,9 +11,9 @@ axes, and the values are read back (sliced) with the same barycentric weights.
 Vectorised, no per-point Python loop: :class:`Lattice` builds the structure once for a set of
 points (an image's pixels) with one sort of the vertices' packed keys, and keeps splatting and
 slicing as two sparse matrices; :meth:`Lattice.filter` then filters any number of value channels
-with two sparse matrix products and 2 (d + 1) gathers. The result approximates the exact Gaussian filter (the approximation the
-paper and every dense-CRF implementation use); :func:`gaussian_filter_exact` is the brute-force
-reference for tests.
+with two sparse matrix products and 2 (d + 1) gathers. The result approximates the exact
+Gaussian filter (the approximation the paper and every dense-CRF implementation use);
+:func:`gaussian_filter_exact` is the brute-force reference for tests.
 """
 
 from __future__ import annotations
@@ -108,8 +108,9 @@ class Lattice:
         packed = (base[:, None] + np.arange(d + 1) * ones - (d + 1) * back).ravel()
 
         # One sort of the n (d + 1) keys gives the vertices (unique keys, sorted) and the splat
-        # matrix: the entries of each vertex are contiguous in sorted order.
-        sorted_keys, order = (a.numpy() for a in torch.sort(torch.from_numpy(packed)))
+        # matrix: the entries of each vertex are contiguous in sorted order. Stable, so the sums
+        # run in one order whatever the threads, and a run repeats to the last bit.
+        sorted_keys, order = (a.numpy() for a in torch.sort(torch.from_numpy(packed), stable=True))
         first = np.empty(len(order), bool)
         first[0] = True
         np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=first[1:])
@@ -157,7 +158,7 @@ class Lattice:
             raise ShapeError(f"values: expected ({self.num_points}, C), got shape {np.shape(values)}")
         m = self.num_vertices
         with torch.no_grad():
-            grid = torch.zeros((m + 1, vals.shape[1]))  # row m: the absent neighbour
+            grid = torch.zeros((m + 1, vals.shape[1]), dtype=torch.float32)  # row m: the absent neighbour
             grid[:m] = self._splat @ torch.tensor(vals)
             for n1, n2 in self._neighbours:
                 grid[:m] = 0.5 * grid[:m] + 0.25 * (grid[n1] + grid[n2])
