@@ -34,8 +34,9 @@ def test_lattice_filter_follows_the_exact_gaussian(d: int, spread: float, min_co
 
 def test_lattice_filter_ignores_the_points_order_and_follows_them_far_from_the_origin() -> None:
     # the splat matrix comes from sorting the vertices' packed keys, and the keys are offset by
-    # the smallest: reordering the points must reorder the output exactly, and points moved far
-    # into negative coordinates must still be filtered like the exact Gaussian
+    # the smallest: reordering the points must reorder the output (to float rounding: the sums
+    # run in another order), and points moved far into negative coordinates must still be
+    # filtered like the exact Gaussian
     rng = np.random.default_rng(7)
     f = rng.normal(size=(500, 3)) * 2
     v = rng.random((500, 3))

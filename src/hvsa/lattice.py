@@ -114,8 +114,8 @@ class Lattice:
         first = np.empty(len(order), bool)
         first[0] = True
         np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=first[1:])
-        self._keys = sorted_keys[first]
-        m = len(self._keys)
+        keys = sorted_keys[first]
+        m = len(keys)
         self.num_vertices = m
         vertex = np.empty(len(order), np.int64)
         vertex[order] = np.cumsum(first) - 1
@@ -141,9 +141,9 @@ class Lattice:
             step = -ones if j == d else -ones + (d + 1) * int(place[j])
             pair = []
             for delta in (step, -step):
-                target = self._keys + delta
-                pos = np.minimum(np.searchsorted(self._keys, target), m - 1)
-                pair.append(torch.from_numpy(np.where(self._keys[pos] == target, pos, m)))
+                target = keys + delta
+                pos = np.minimum(np.searchsorted(keys, target), m - 1)
+                pair.append(torch.from_numpy(np.where(keys[pos] == target, pos, m)))
             self._neighbours.append(pair)
         self._alpha = 1.0 / (1.0 + 2.0 ** (-d))
 
