@@ -38,7 +38,8 @@ def _report(miou: tuple[float, ...], clicks_pct: tuple[float, ...], method: str 
     its = [
         {"iteration": i + 1, "samples": 2, "clicks": 10 * (i + 1), "clicks_pct": c, "pixels_pct": 2.0 * c,
          "miou": m, "pixel_acc": 0.9, "boundary_iou": m / 2, "tc": 0.8,
-         "seconds": {"select": 1.0, "annotate": 0.5, "finetune": 10.0 * (i + 1), "predict": 2.0, "total": 13.5 + 10 * i}}
+         "seconds": {"select": 1.0, "annotate": 0.5, "finetune": 10.0 * (i + 1), "predict": 2.0, "total": 13.5 + 10 * i},
+         "peak_rss_mb": 500.0 + 100 * i}
         for i, (m, c) in enumerate(zip(miou, clicks_pct))
     ]  # fmt: skip
     return {"data": "/data/davis/cows", "frames": 40, "size": [480, 270], "classes": 2, "granularity": "frame",
@@ -147,6 +148,18 @@ def test_read_results_errors(tmp_path: Path) -> None:
         read_results(tmp_path / "bad.csv")
 
 
+def test_results_written_before_peak_memory_read_it_as_unmeasured(tmp_path: Path) -> None:
+    rows = _rows()
+    path = write_results(tmp_path / "results.csv", rows)
+    assert COLUMNS[-1] == "peak_rss_mb"
+    with open(path, newline="") as f:
+        old = [line[:-1] for line in csv.reader(f)]
+    with open(tmp_path / "old.csv", "w", newline="") as f:
+        csv.writer(f).writerows(old)
+    assert read_results(tmp_path / "old.csv") == [replace(r, peak_rss_mb=None) for r in rows]
+    assert [r.peak_rss_mb for r in read_results(path)] == [500.0, 600.0]
+
+
 def test_aggregate_averages_final_iterations_over_sequences() -> None:
     other = SequenceRef("davis", "dog", "/data/davis/dog")
     rows = _rows(miou=(0.1, 0.6), clicks=(1.0, 2.0)) + _rows(sequence=other, miou=(0.2, 0.8), clicks=(1.0, 3.0))
@@ -227,7 +240,10 @@ def test_timings_average_every_iteration() -> None:
     (t,) = timings(_rows())
     assert (t.method, t.iterations, t.frames) == ("hvsa", 2, 40)
     assert t.finetune == pytest.approx(15.0) and t.total == pytest.approx(18.5)
-    assert timing_table([t]).splitlines()[2] == "| hvsa | frame | 40 | 2 | 1.0 | 0.5 | 15.0 | 2.0 | 18.5 |"
+    assert t.peak_rss_mb == 600.0  # the largest peak, not the mean
+    assert timing_table([t]).splitlines()[2] == "| hvsa | frame | 40 | 2 | 1.0 | 0.5 | 15.0 | 2.0 | 18.5 | 600 |"
+    (unmeasured,) = timings([replace(r, peak_rss_mb=None) for r in _rows()])
+    assert unmeasured.peak_rss_mb is None and timing_table([unmeasured]).endswith("| 18.5 | - |")
 
 
 def test_markdown_table_escapes_pipes() -> None:
@@ -260,6 +276,7 @@ def test_bench_runs_a_grid_resumes_and_reports_from_the_csv_alone(
     assert len(rows) == 8  # 4 runs x 2 iterations
     assert {(r.sequence, r.method) for r in rows} == {(s, m) for s in "ab" for m in ("hvsa", "lp")}
     assert all(r.miou is not None and r.clicks_pct is not None for r in rows if r.final)
+    assert all(r.peak_rss_mb is not None and r.peak_rss_mb > 50 for r in rows)  # torch alone takes more
     assert "runs of lp annotate the samples of the hvsa runs" in text
     for r in rows:  # lp is given the very samples hvsa selected
         if r.method == "lp":

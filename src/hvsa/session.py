@@ -43,6 +43,7 @@ from hvsa.cost import DEFAULT_EPSILON, pool_clicks, video_clicks
 from hvsa.diskarray import DiskArray
 from hvsa.errors import InputError, StoreError
 from hvsa.finetune import FinetuneConfig
+from hvsa.memory import peak_rss_mb
 from hvsa.progress import progress
 from hvsa.store import DB_NAME, STAGES, IterationRow, Store
 from hvsa.types import SampleId
@@ -1055,6 +1056,7 @@ class Session:
                     value = it.metrics[key]
                     row[key] = None if isinstance(value, float) and math.isnan(value) else value
             row["seconds"] = {k: round(v, 3) for k, v in it.seconds.items()}
+            row["peak_rss_mb"] = it.info.get("peak_rss_mb")
             rows.append(row)
         return {
             "data": self.config.data,
@@ -1162,7 +1164,9 @@ def run_loop(
     """Run (or resume) the HVSA loop until ``settings.iterations`` iterations are done.
 
     Each stage is recorded in the store as it completes; an interrupted iteration resumes at its
-    first unfinished stage with the same selection. Returns the report.
+    first unfinished stage with the same selection. Each iteration records its seconds per stage
+    and the process's peak resident memory so far (:func:`hvsa.memory.peak_rss_mb`; ``hvsa
+    bench`` resets that peak before each run). Returns the report.
     """
     setup = session.prepare()
     session.store.set_meta("setup_seconds", setup)
@@ -1199,7 +1203,8 @@ def run_loop(
         session.predict(estimate_clicks=settings.budget_pct is not None)
         seconds["predict"] = time.perf_counter() - start
         seconds["total"] = sum(v for key, v in seconds.items() if key != "total")
-        session.store.update_iteration(k, seconds=seconds)
+        peak = peak_rss_mb()
+        session.store.update_iteration(k, seconds=seconds, info={"peak_rss_mb": None if peak is None else round(peak, 1)})
         report = session.report()
         if write_report:
             session.write_report()

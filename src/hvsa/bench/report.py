@@ -4,7 +4,7 @@
 dataset, a Figure-7-style plot (``DIR/figures/<dataset>.png``), a Table-1-style table (fewest
 clicks % reaching 80/85/90/95 % mIoU, and at which granularity), a Table-2-style table (mIoU,
 pixel accuracy and TC at each budget for finetune-only, lp, hvsa, hvsa-fused and hvsa-crf) and the seconds per
-iteration. When ``DIR/bench.json`` exists (written by ``hvsa bench``) the commands that
+iteration with the runs' peak memory. When ``DIR/bench.json`` exists (written by ``hvsa bench``) the commands that
 filled the folder and the machine are quoted too; nothing else is read.
 """
 
@@ -102,18 +102,20 @@ def budget_table(points: Sequence[Point], complete: int | None = None) -> str:
 
 
 def timing_table(rows: Sequence[Timing]) -> str:
-    """Seconds per iteration: rows (method, granularity), columns select ... total."""
+    """Seconds per iteration: rows (method, granularity), columns select ... total, then the
+    largest peak resident memory of a run, MiB."""
 
     def s(v: float | None) -> str:
         return "-" if v is None else f"{v:.1f}"
 
     body = [
         [t.method, t.granularity, f"{t.frames:.0f}", str(t.iterations), s(t.select), s(t.annotate),
-         s(t.finetune), s(t.predict), s(t.total)]
+         s(t.finetune), s(t.predict), s(t.total), "-" if t.peak_rss_mb is None else f"{t.peak_rss_mb:.0f}"]
         for t in rows
     ]  # fmt: skip
     return markdown_table(
-        ["method", "granularity", "frames", "iterations", "select", "annotate", "fine-tune", "predict", "total"], body
+        ["method", "granularity", "frames", "iterations", "select", "annotate", "fine-tune", "predict", "total",
+         "peak MiB"], body
     )
 
 
@@ -168,7 +170,7 @@ def render_report(rows: Sequence[ResultRow], figures: dict[str, str], bench: dic
         out += ["### Quality at fixed budgets: mIoU / pixel accuracy / TC, % (Table 2 style)", ""]
         sub = [p for p in budget if p.dataset == dataset]
         out += [budget_table(sub, complete[dataset]) if sub else "No finetune-only, lp, hvsa, hvsa-fused or hvsa-crf runs.", ""]
-        out += ["### Seconds per iteration", ""]
+        out += ["### Seconds per iteration, and peak memory", ""]
         out += [timing_table([t for t in times if t.dataset == dataset]), ""]
     return "\n".join(out).rstrip() + "\n"
 

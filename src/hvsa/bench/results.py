@@ -51,7 +51,9 @@ _QUALITY = ("miou", "pixel_acc", "boundary_iou", "tc")
 class ResultRow:
     """One row of ``results.csv``: one iteration of one run. Quality figures are fractions in
     [0, 1] (None without ground truth); ``clicks_pct`` and ``pixels_pct`` are cumulative;
-    ``samples_from`` is the run whose samples this run annotated (None: its own selection)."""
+    ``samples_from`` is the run whose samples this run annotated (None: its own selection);
+    ``peak_rss_mb`` is the run's peak resident memory up to the end of the iteration, MiB (None
+    where it was not measured, as in results written before it was)."""
 
     run: str
     dataset: str
@@ -84,6 +86,7 @@ class ResultRow:
     seconds_finetune: float | None
     seconds_predict: float | None
     seconds_total: float | None
+    peak_rss_mb: float | None = None
 
     @property
     def final(self) -> bool:
@@ -92,6 +95,8 @@ class ResultRow:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ResultRow))
+# columns added after results files existed: a file without them reads them as None
+_ADDED_COLUMNS = ("peak_rss_mb",)
 
 
 def _parser(hint: object):  # noqa: ANN202
@@ -126,7 +131,7 @@ def rows_from_report(params: dict, report: dict) -> list[ResultRow]:
                 samples=int(it["samples"]), clicks=int(it["clicks"]), clicks_pct=it.get("clicks_pct"),
                 pixels_pct=float(it["pixels_pct"]), miou=it.get("miou"), pixel_acc=it.get("pixel_acc"),
                 boundary_iou=it.get("boundary_iou"), tc=it.get("tc"),
-                **{f"seconds_{k}": sec.get(k) for k in _SECONDS},
+                **{f"seconds_{k}": sec.get(k) for k in _SECONDS}, peak_rss_mb=it.get("peak_rss_mb"),
             )
         )  # fmt: skip
     return rows
@@ -147,17 +152,19 @@ def write_results(path: str | os.PathLike, rows: Iterable[ResultRow]) -> Path:
 
 
 def read_results(path: str | os.PathLike) -> list[ResultRow]:
-    """Read a ``results.csv``; its header must hold every column of :data:`COLUMNS`."""
+    """Read a ``results.csv``; its header must hold every column of :data:`COLUMNS` (but those
+    added since results files first existed, which read as None when absent)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no results file (run `hvsa bench DATA --out DIR` first)")
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        present = [c for c in COLUMNS if c in (reader.fieldnames or [])]
+        missing = [c for c in COLUMNS if c not in present and c not in _ADDED_COLUMNS]
         if missing:
             raise InputError(f"{path}: not an hvsa results file (missing columns {missing})")
         try:
-            return [ResultRow(**{c: _PARSE[c](rec[c]) for c in COLUMNS}) for rec in reader]
+            return [ResultRow(**{c: _PARSE[c](rec[c]) for c in present}) for rec in reader]
         except ValueError as e:
             raise InputError(f"{path}: line {reader.line_num}: {e}") from None
 
@@ -278,7 +285,8 @@ def fixed_budget_rows(points: Sequence[Point], methods: Sequence[str] = TABLE2_M
 @dataclass(frozen=True)
 class Timing:
     """Mean seconds per iteration of one (dataset, method, granularity), over every completed
-    iteration of its runs; ``frames`` is the mean video length of those runs."""
+    iteration of its runs; ``frames`` is the mean video length of those runs; ``peak_rss_mb``
+    the largest peak resident memory any of those runs reached, MiB (None: not measured)."""
 
     dataset: str
     method: str
@@ -290,10 +298,12 @@ class Timing:
     finetune: float | None
     predict: float | None
     total: float | None
+    peak_rss_mb: float | None = None
 
 
 def timings(rows: Sequence[ResultRow]) -> list[Timing]:
-    """Seconds per iteration per (dataset, method, granularity), sorted by those keys."""
+    """Seconds per iteration and peak memory per (dataset, method, granularity), sorted by those
+    keys."""
     groups: dict[tuple[str, str, str], list[ResultRow]] = defaultdict(list)
     for r in rows:
         groups[(r.dataset, r.method, r.granularity)].append(r)
@@ -303,6 +313,7 @@ def timings(rows: Sequence[ResultRow]) -> list[Timing]:
             iterations=len(g),
             frames=sum(r.frames for r in g) / len(g),
             **{k: _mean(getattr(r, f"seconds_{k}") for r in g) for k in _SECONDS},
+            peak_rss_mb=max((r.peak_rss_mb for r in g if r.peak_rss_mb is not None), default=None),
         )
         for key, g in sorted(groups.items())
     ]

@@ -32,6 +32,7 @@ from hvsa.bench.grid import Fold, Grid, RunSpec, SequenceRef, find_sequences, fo
 from hvsa.bench.results import ResultRow, rows_from_report, write_results
 from hvsa.errors import InputError
 from hvsa.finetune import FinetuneConfig
+from hvsa.memory import reset_peak
 from hvsa.pretrain import PretrainConfig
 from hvsa.threads import limit_threads
 
@@ -221,6 +222,7 @@ def execute_run(spec: RunSpec, out: str, settings: BenchSettings, reference: Run
     from hvsa.session import LoopSettings, Session, run_loop
     from hvsa.store import DB_NAME, Store
 
+    reset_peak()  # the run's peak memory, not the worker's since its first run
     root = Path(out)
     folder = root / "runs" / spec.run_id
     if (folder / DB_NAME).exists():

@@ -32,16 +32,17 @@ def print_row(row: dict, file=None) -> None:  # noqa: ANN001
         return "  -  " if v is None else f"{v:.3f}"
 
     sec = row.get("seconds", {})
+    peak = row.get("peak_rss_mb")
     print(
         f"{row['iteration']:>9} {row['samples']:>7} {row['clicks']:>7} {pct(row.get('clicks_pct'))} "
         f"{frac(row.get('miou')):>6} {frac(row.get('boundary_iou')):>6} {frac(row.get('tc')):>6} "
-        f"{sec.get('total', 0):8.1f}",
+        f"{sec.get('total', 0):8.1f} {'-' if peak is None else f'{peak:.0f}':>8}",
         file=file or sys.stdout,
         flush=True,
     )
 
 
-HEADER = "iteration samples  clicks clicks%   mIoU  bIoU     TC  seconds"
+HEADER = "iteration samples  clicks clicks%   mIoU  bIoU     TC  seconds peak MiB"
 
 
 def run(args: argparse.Namespace) -> int:
