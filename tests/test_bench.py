@@ -71,7 +71,7 @@ def test_grid_runs_and_run_ids() -> None:
 @pytest.mark.parametrize(
     ("kw", "needle"),
     [
-        ({"selectors": ("best",)}, "unknown selector 'best'; expected one of: diversity, hvsa, hvsa-balanced, random, uncertainty"),
+        ({"selectors": ("best",)}, "unknown selector 'best'; expected one of: diversity, hvsa, hvsa-balanced, hvsa-disagree, random, uncertainty"),
         ({"methods": ("magic",)}, "unknown method 'magic'; expected one of: copy, finetune-only, hvsa, hvsa-crf, hvsa-fused, lp"),
         ({"granularities": ("hex5",)}, "granularity"),
         ({"budgets": (0.0,)}, "budget-pct"),

@@ -12,7 +12,8 @@ import pytest
 from hvsa.annotate import SimulatedAnnotator
 from hvsa.errors import InputError, UnknownNameError
 from hvsa.finetune import FinetuneConfig
-from hvsa.methods import METHODS, fuse_labels, get_method
+from hvsa.pools import sample_areas
+from hvsa.methods import METHODS, disagreement_margin, fuse_labels, get_method
 from hvsa.session import LoopSettings, Session, SessionConfig, run_loop
 from hvsa.synth import generate
 
@@ -109,6 +110,45 @@ def test_fuse_labels_takes_the_more_confident_source_per_pixel() -> None:
     np.testing.assert_array_equal(labels, [[0, 2, 1]])  # a tie keeps the network's label
     np.testing.assert_allclose(conf, [[0.9, 0.6, 0.5]])
     assert conf.dtype == np.float32
+
+
+def test_disagreement_margin_is_the_winners_where_the_sources_agree_and_their_difference_where_not() -> None:
+    net = np.array([[0, 0, 1, 1, 1]], np.uint8)
+    prop = np.array([[0, 2, 2, 2, 1]], np.uint8)
+    net_conf = np.array([[0.9, 0.4, 0.8, 0.7, 0.2]])
+    prop_conf = np.array([[0.3, 0.6, 0.0, 0.7, 0.5]])
+    margin = disagreement_margin(net, net_conf, prop, prop_conf)
+    # agree: the larger; disagree: the gap; no chain (0): the network's; equally sure and opposed: 0
+    np.testing.assert_allclose(margin, [[0.9, 0.2, 0.8, 0.0, 0.5]], atol=1e-6)
+    assert margin.dtype == np.float32
+    _, winner = fuse_labels(net, net_conf, prop, prop_conf)
+    assert (margin <= winner + 1e-6).all()  # disagreement only ever adds doubt
+
+
+def test_hvsa_disagree_reads_the_fused_labels_doubt_and_leaves_the_labels_alone(
+    tmp_path: Path, clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hvsa.methods
+
+    with Session.create(tmp_path / "s", clip, method="hvsa-fused", finetune=FAST, granularity="rec32",
+                        selector="hvsa-disagree") as s:
+        run_loop(s, LoopSettings(iterations=1, per_iteration=4), SimulatedAnnotator(s.gt))
+        before = [s.prediction(t) for t in range(s.num_frames)]
+        with np.load(s.folder / "state" / "pred-1.npz") as z:
+            uncertainty, doubt = z["uncertainty"], z["disagreement"]
+        assert (doubt >= uncertainty - 1e-3).all() and (doubt > uncertainty + 1e-3).any()  # disagreement adds doubt
+        # every pixel in full doubt: each sample's summed doubt becomes its area
+        monkeypatch.setattr(hvsa.methods, "disagreement_margin", lambda net, *_: np.zeros(net.shape, np.float32))
+        s.predict(iteration=1)
+        with np.load(s.folder / "state" / "pred-1.npz") as z:
+            np.testing.assert_allclose(z["uncertainty"], uncertainty)  # the winner's, unchanged
+            np.testing.assert_allclose(z["disagreement"], np.concatenate(
+                [sample_areas(s.pool.region_map(t), s.pool.num_samples(t)) for t in range(s.num_frames)]))
+        for t, (labels, conf) in enumerate(before):  # the labels and their confidence are the winner's
+            np.testing.assert_array_equal(s.prediction(t)[0], labels)
+            np.testing.assert_array_equal(s.prediction(t)[1], conf)
+        batch = s.select(per_iteration=3)  # selection reads the doubt
+        assert len(batch.samples) == 3
 
 
 @pytest.mark.parametrize("method", ["hvsa-fused", "hvsa-crf"])

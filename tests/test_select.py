@@ -122,6 +122,32 @@ def test_hvsa_balanced_is_hvsa_on_two_classes() -> None:
         np.testing.assert_array_equal(plain, balanced)
 
 
+def test_hvsa_disagree_ranks_by_the_fused_labels_doubt() -> None:
+    """Blob 0 is the most uncertain by the winner's confidence; blob 1, where the two sources
+    disagree, by their joint doubt. Keeping the most doubtful quarter, hvsa takes blob 0 and
+    hvsa-disagree blob 1; in the first iteration both choose by diversity alone."""
+    from hvsa.select.selectors import DisagreementHvsaSelector, HvsaSelector
+
+    x, blob = blobs([(0, 0), (5, 0), (0, 5), (5, 5)], per=20)
+    unc = np.where(blob == 0, 2.0, 0.5)
+    doubt = np.where(blob == 1, 3.0, unc)
+    cands = Candidates(np.arange(len(x)), unc, x, disagreement=doubt)
+    plain = HvsaSelector(keep=0.25).select(cands, 1, iteration=2, rng=np.random.default_rng(0))
+    disagree = DisagreementHvsaSelector(keep=0.25).select(cands, 1, iteration=2, rng=np.random.default_rng(0))
+    assert blob[plain].tolist() == [0] and blob[disagree].tolist() == [1]
+    first = [make_selector(n).select(cands, 4, iteration=1, rng=np.random.default_rng(0)) for n in ("hvsa", "hvsa-disagree")]
+    np.testing.assert_array_equal(*first)
+    # under a click budget the doubt counts per click, and a budget's subset keeps it
+    priced = Candidates(np.arange(len(x)), None, x, np.where(blob == 1, 8.0, 1.0), disagreement=doubt)
+    assert blob[DisagreementHvsaSelector(keep=0.25).select(priced, 1, iteration=2, rng=np.random.default_rng(0))].tolist() == [0]
+    np.testing.assert_array_equal(cands.take(np.array([3, 25])).disagreement, doubt[[3, 25]])
+    with pytest.raises(InputError, match="needs candidate disagreement"):
+        make_selector("hvsa-disagree").select(Candidates(np.arange(len(x)), unc, x), 1, iteration=2,
+                                              rng=np.random.default_rng(0))
+    with pytest.raises(InputError, match="1 disagreement values for 2 samples"):
+        Candidates(np.arange(2), disagreement=np.zeros(1))
+
+
 def test_kmeans_finds_separated_blobs_and_picks_one_per_blob() -> None:
     x, blob = blobs([(0, 0), (5, 0), (0, 5), (5, 5)], per=30)
     rng = np.random.default_rng(1)
@@ -210,12 +236,12 @@ def test_random_and_diversity_selectors() -> None:
 
 
 def test_selector_registry_and_missing_inputs() -> None:
-    assert SELECTORS.names() == ["diversity", "hvsa", "hvsa-balanced", "random", "uncertainty"]
-    with pytest.raises(UnknownNameError, match="expected one of: diversity, hvsa, hvsa-balanced, random, uncertainty"):
+    assert SELECTORS.names() == ["diversity", "hvsa", "hvsa-balanced", "hvsa-disagree", "random", "uncertainty"]
+    with pytest.raises(UnknownNameError, match="expected one of: diversity, hvsa, hvsa-balanced, hvsa-disagree, random, uncertainty"):
         make_selector("entropy")
     with pytest.raises(InputError, match="needs candidate features"):
         make_selector("diversity").select(Candidates(index=np.arange(3)), 1, iteration=1, rng=np.random.default_rng())
-    with pytest.raises(InputError, match="3 uncertainties for 2 samples"):
+    with pytest.raises(InputError, match="3 uncertainty values for 2 samples"):
         Candidates(index=np.arange(2), uncertainty=np.zeros(3))
     with pytest.raises(InputError, match="3 click estimates for 2 samples"):
         Candidates(index=np.arange(2), clicks=np.ones(3))

@@ -41,7 +41,7 @@ from hvsa.propagate import PropagationConfig
 from hvsa.registry import Registry
 from hvsa.select.scores import margin_uncertainty
 
-__all__ = ["METHODS", "Method", "get_method", "fuse_labels", "fused_distribution", "LABEL_SOURCES"]
+__all__ = ["METHODS", "Method", "get_method", "disagreement_margin", "fuse_labels", "fused_distribution", "LABEL_SOURCES"]
 
 LABEL_SOURCES = ("network", "propagation", "fused")
 
@@ -145,6 +145,25 @@ def fuse_labels(
     """
     take = prop_conf > net_conf
     return np.where(take, prop_labels, net_labels), np.where(take, prop_conf, net_conf).astype(np.float32)
+
+
+def disagreement_margin(
+    net_labels: np.ndarray, net_conf: np.ndarray, prop_labels: np.ndarray, prop_conf: np.ndarray
+) -> np.ndarray:
+    """The two sources' joint margin, which the ``hvsa-disagree`` selector ranks fused labels by:
+    float32 (H, W) in [0, 1].
+
+    Where the network and the propagation agree (or the propagation reaches no label, confidence
+    0), the winner's confidence, as :func:`fuse_labels` gives it; where they disagree, the
+    difference of their confidences. The two sources are a committee of two: the winner's
+    confidence alone calls a pixel sure when either source is, and so hides the pixels where a
+    confident network contradicts a confident chain, where one of the two is confidently wrong.
+
+    Args: as :func:`fuse_labels`.
+    """
+    nc = np.asarray(net_conf, np.float32)
+    pc = np.asarray(prop_conf, np.float32)
+    return np.where(net_labels == prop_labels, np.maximum(nc, pc), np.abs(nc - pc)).astype(np.float32)
 
 
 def fused_distribution(

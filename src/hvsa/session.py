@@ -20,7 +20,8 @@ Layout::
     OUT/report.json          a view of the store (DESIGN.md schema)
     OUT/checkpoints/iter-K.pt  the network after iteration K (iter-0: the start)
     OUT/state/pred-K.npz     per-sample uncertainty, features and click estimates after K
-                             (and the uncertainty split by class, for class-balanced selection)
+                             (and the uncertainty split by class, or the fused labels' summed
+                             doubt, for the selectors that rank by them)
     OUT/cache/...            frames, flows, taps, pools, latest prediction, annotation maps
 """
 
@@ -142,6 +143,8 @@ class _FrameOutput(NamedTuple):
         uncertainty: float32 (H, W) 1 - their confidence.
         select_labels: uint8 (H, W) the labels selection prices clicks on (before refinement).
         select_uncertainty: float32 (H, W) the uncertainty selection ranks by (before refinement).
+        select_doubt: float32 (H, W) 1 - :func:`hvsa.methods.disagreement_margin` of fused labels
+            (before refinement), what ``hvsa-disagree`` ranks by; the uncertainty otherwise.
         select_runner_up: uint8 (H, W) the class each pixel hesitates towards: the softmax's
             second (or, where fusion chose the propagation's label, its first); the label
             itself where the labels come from propagation alone. None unless asked for.
@@ -154,6 +157,7 @@ class _FrameOutput(NamedTuple):
     select_labels: np.ndarray
     select_uncertainty: np.ndarray
     select_runner_up: np.ndarray | None
+    select_doubt: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -527,8 +531,11 @@ class Session:
     def _extra_stat_keys(self) -> set[str]:
         """The statistics beyond the usual that the selector needs: each sample's uncertainty
         split between its pixels' predicted and runner-up classes, and the predicted pixels per
-        class (class-balanced selection)."""
-        return {"class_uncertainty", "class_pixels"} if "class_uncertainty" in self.selector.needs else set()
+        class (class-balanced selection); each sample's summed doubt of the fused labels
+        (``hvsa-disagree``)."""
+        needs = self.selector.needs
+        keys = {"class_uncertainty", "class_pixels"} if "class_uncertainty" in needs else set()
+        return keys | ({"disagreement"} & needs)
 
     def select(self, per_iteration: int | None = None, *, budget_clicks: float | None = None) -> Batch:
         """Select the next batch of samples and record it (starting a new iteration).
@@ -566,6 +573,7 @@ class Session:
             clicks=est if budget_clicks is not None else None,
             class_uncertainty=stats["class_uncertainty"][free] if "class_uncertainty" in needs else None,
             class_pixels=stats["class_pixels"] if "class_uncertainty" in needs else None,
+            disagreement=stats["disagreement"][free] if "disagreement" in needs else None,
         )
         rng = self._rng(k, 1)
         if budget_clicks is None:
@@ -842,13 +850,14 @@ class Session:
         result. Selection reads the source's labels and uncertainty from the frame alone,
         before views and CRF: mean-field marginals are overconfident, and on DAVIS selecting
         from them chose worse samples; selecting from the views' average lost on davis2016 in
-        the runs we made (docs/benchmarks.md). The features, for selection, always come from
-        the network. With ``runner_up`` each output also carries the class each pixel hesitates
+        the runs we made (docs/benchmarks.md). Of fused labels each output also carries the two
+        sources' doubt (:func:`hvsa.methods.disagreement_margin`), which the winner's confidence
+        hides. The features, for selection, always come from the network. With ``runner_up`` each output also carries the class each pixel hesitates
         towards (class-balanced selection); otherwise that is None and costs nothing. Run under
         ``torch.inference_mode()``."""
         import torch
 
-        from hvsa.methods import fuse_labels
+        from hvsa.methods import disagreement_margin, fuse_labels
         from hvsa.select import margin_uncertainty_torch
 
         source = self.method.labels
@@ -861,8 +870,9 @@ class Session:
                                    ignore_index=self.classes.ignore_index, scratch=self.folder / "cache")
         prop = conf = None
 
-        def read(probs: "torch.Tensor", with_second: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-            """(labels, uncertainty, runner-up class or None) of a softmax, fused with the
+        def read(probs: "torch.Tensor", with_second: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+            """(labels, uncertainty, runner-up class or None, doubt) of a softmax, fused with the
             propagation if the method fuses."""
             first = probs.argmax(1, keepdim=True)
             own = first[0, 0].to(torch.uint8).cpu().numpy()
@@ -870,13 +880,13 @@ class Session:
             if with_second:
                 second = own if probs.shape[1] == 1 else probs.scatter(1, first, -1.0).argmax(1)[0].to(torch.uint8).cpu().numpy()
             u = margin_uncertainty_torch(probs)[0].cpu().numpy()
-            labels = own
-            if source == "fused":
-                labels, margin = fuse_labels(own, 1.0 - u, prop, conf)
-                u = 1.0 - margin
-                if second is not None:
-                    second = np.where(labels == own, second, own)
-            return labels, u, second
+            if source != "fused":
+                return own, u, u, second
+            labels, margin = fuse_labels(own, 1.0 - u, prop, conf)
+            doubt = 1.0 - disagreement_margin(own, 1.0 - u, prop, conf)
+            if second is not None:
+                second = np.where(labels == own, second, own)
+            return labels, 1.0 - margin, second, doubt
 
         try:
             for t in range(self.num_frames):
@@ -885,15 +895,15 @@ class Session:
                     _, prop, conf = next(propagated)
                 if source == "propagation":
                     sel_labels, sel_u, sel_second = prop, 1.0 - conf, prop if runner_up else None
-                    labels, unc = sel_labels, sel_u
+                    labels, unc, doubt = sel_labels, sel_u, sel_u
                 else:
                     own, probs = self._network_probs(t, f)
-                    sel_labels, sel_u, sel_second = read(own, runner_up)
+                    sel_labels, sel_u, sel_second, doubt = read(own, runner_up)
                     labels, unc = (sel_labels, sel_u) if probs is own else read(probs)[:2]
                 if refine is not None:
                     labels, unc = self._refined(t, probs[0].cpu().numpy() if source != "propagation" else None,
                                                 prop, conf)
-                yield _FrameOutput(t, f, labels, unc, sel_labels, sel_u, sel_second)
+                yield _FrameOutput(t, f, labels, unc, sel_labels, sel_u, sel_second, doubt)
         finally:
             if propagated is not None:
                 propagated.close()
@@ -965,7 +975,9 @@ class Session:
         unc = np.zeros(n_total, np.float64)
         est = np.ones(n_total, np.float32)
         feats: np.ndarray | None = None
-        by_class = bool(self._extra_stat_keys())
+        extra_keys = self._extra_stat_keys()
+        by_class = "class_uncertainty" in extra_keys
+        disagreement = np.zeros(n_total, np.float64) if "disagreement" in extra_keys else None
         class_unc = np.zeros((n_total, C), np.float32) if by_class else None
         class_pixels = np.zeros(C, np.int64)
         frame_conf = np.zeros(self.num_frames, np.float32)
@@ -976,7 +988,7 @@ class Session:
         self.model.eval()
         with torch.inference_mode():
             outputs = self._frame_outputs(runner_up=by_class)
-            for t, f, pred, u, sel_pred, sel_u, sel_second in progress(outputs, total=self.num_frames,
+            for t, f, pred, u, sel_pred, sel_u, sel_second, doubt in progress(outputs, total=self.num_frames,
                                                            desc=f"predicting (iteration {iteration})", unit="frame"):
                 self._pred[t] = pred
                 self._conf[t] = np.round((1.0 - u) * 255).astype(np.uint8)
@@ -985,6 +997,8 @@ class Session:
                 n_t = self.pool.num_samples(t)
                 sl = slice(int(offsets[t]), int(offsets[t + 1]))
                 unc[sl] = reduce_per_sample(rm, sel_u, n_t, "sum")
+                if disagreement is not None:
+                    disagreement[sl] = reduce_per_sample(rm, doubt, n_t, "sum")
                 if by_class:
                     half = 0.5 * sel_u  # a pixel's doubt is shared by the two classes it hesitates between
                     class_unc[sl] = sums_per_class(rm, sel_pred, half, n_t, C) + sums_per_class(rm, sel_second, half, n_t, C)
@@ -1010,6 +1024,8 @@ class Session:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.stem + ".tmp.npz")
         extra = {"class_uncertainty": class_unc, "class_pixels": class_pixels} if by_class else {}
+        if disagreement is not None:
+            extra["disagreement"] = disagreement
         np.savez(tmp, uncertainty=unc, features=feats, est_clicks=est, frame_confidence=frame_conf, **extra)
         os.replace(tmp, path)
         self.store.set_meta("prediction_iteration", iteration)

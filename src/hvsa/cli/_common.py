@@ -47,7 +47,7 @@ def add_loop_arguments(p: argparse.ArgumentParser) -> None:
     b = g.add_mutually_exclusive_group()
     b.add_argument("--budget-pct", type=positive_float, help="total clicks %% of the full-video cost, split over the iterations")
     b.add_argument("--per-iteration", "-b", type=positive_int, help="samples per iteration (the paper's b)")
-    g.add_argument("--selector", "-s", default="hvsa", help="hvsa, hvsa-balanced, random, uncertainty or diversity (default hvsa)")
+    g.add_argument("--selector", "-s", default="hvsa", help="hvsa, hvsa-balanced, hvsa-disagree, random, uncertainty or diversity (default hvsa)")
     g.add_argument("--method", default="hvsa",
                    help="labelling method: hvsa (test-time fine-tuning), hvsa-fused (hvsa fused per pixel with"
                    " label propagation where that is more confident), hvsa-crf (hvsa-fused reading each frame also"

@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", help="bench folder (created, or resumed with the same settings)")
     g = p.add_argument_group("grid (comma-separated lists)")
     g.add_argument("--granularity", "-g", default="frame", help="frame, rec<N>, sp<N> (default frame)")
-    g.add_argument("--selector", "-s", default="hvsa", help="hvsa, hvsa-balanced, random, uncertainty, diversity (default hvsa)")
+    g.add_argument("--selector", "-s", default="hvsa", help="hvsa, hvsa-balanced, hvsa-disagree, random, uncertainty, diversity (default hvsa)")
     g.add_argument("--method", default="hvsa", help="hvsa, hvsa-fused, hvsa-crf, finetune-only, lp, copy (default hvsa)")
     g.add_argument("--budget-pct", default="1,2,3", help="total clicks %% of each run (default 1,2,3)")
     g.add_argument("--seeds", default="0", help="seeds (default 0)")

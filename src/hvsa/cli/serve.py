@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--classes", metavar="FILE", help="classes.json (needed when DATA has none, e.g. a plain video)")
     p.add_argument("--granularity", "-g", metavar="G", help="sample pool: frame, rec<N>, sp<N> (new project; default frame)")
     p.add_argument("--per-iteration", "-b", type=positive_int, metavar="B", help="samples per batch (default 10, or the project's)")
-    p.add_argument("--selector", "-s", default="hvsa", help="hvsa, hvsa-balanced, random, uncertainty or diversity (new project)")
+    p.add_argument("--selector", "-s", default="hvsa", help="hvsa, hvsa-balanced, hvsa-disagree, random, uncertainty or diversity (new project)")
     p.add_argument("--method", default="hvsa", help="labelling method (new project): hvsa, hvsa-fused, hvsa-crf, finetune-only, lp or copy")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (new project; default 0)")
     p.add_argument("--size", help="working size WxH (new project; default: longest side 480)")

@@ -38,6 +38,9 @@ class Candidates:
             (:func:`hvsa.select.scores.sums_per_class`), when needed.
         class_pixels: (C,) pixels of the whole video predicted as each class; given with
             ``class_uncertainty`` (it describes the video, not a candidate).
+        disagreement: float (N,) each candidate's summed doubt of the fused labels, 1 -
+            :func:`hvsa.methods.disagreement_margin` (the uncertainty where the method's labels
+            come from one source), when needed.
     """
 
     index: np.ndarray
@@ -46,11 +49,13 @@ class Candidates:
     clicks: np.ndarray | None = None
     class_uncertainty: np.ndarray | None = None
     class_pixels: np.ndarray | None = None
+    disagreement: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.index)
-        if self.uncertainty is not None and len(self.uncertainty) != n:
-            raise InputError(f"candidates: {len(self.uncertainty)} uncertainties for {n} samples")
+        for name in ("uncertainty", "disagreement"):
+            if (values := getattr(self, name)) is not None and len(values) != n:
+                raise InputError(f"candidates: {len(values)} {name} values for {n} samples")
         if self.clicks is not None:
             if len(self.clicks) != n:
                 raise InputError(f"candidates: {len(self.clicks)} click estimates for {n} samples")
@@ -76,7 +81,7 @@ class Candidates:
             return None if a is None else a[positions]
 
         return Candidates(self.index[positions], pick(self.uncertainty), pick(self.features), pick(self.clicks),
-                          pick(self.class_uncertainty), self.class_pixels)
+                          pick(self.class_uncertainty), self.class_pixels, pick(self.disagreement))
 
     def value(self) -> np.ndarray:
         """What uncertainty-driven selection ranks by: the uncertainty, or, under a click budget,
@@ -203,6 +208,26 @@ class BalancedHvsaSelector(HvsaSelector):
         if iteration > 1:
             w = rarity_weights(c.class_pixels, self.power)
             c = replace(c, uncertainty=np.asarray(c.class_uncertainty, np.float64) @ w)
+        return super()._select(c, b, iteration, rng)
+
+
+@SELECTORS.register("hvsa-disagree")
+class DisagreementHvsaSelector(HvsaSelector):
+    """:class:`HvsaSelector` ranking by the doubt of fused labels (``hvsa-fused``, ``hvsa-crf``):
+    where the network and label propagation agree, 1 - the larger of their confidences; where
+    they disagree, 1 - the difference (:func:`hvsa.methods.disagreement_margin`). The fused label
+    takes the more confident source, so its own confidence calls a pixel sure when either source
+    is, and hides the pixels where a confident network contradicts a confident chain: one of the
+    two is confidently wrong there. A committee of two reads that as doubt. Where the labels come
+    from one source it ranks what :class:`HvsaSelector` ranks. The first iteration is diversity
+    only, as there."""
+
+    name = "hvsa-disagree"
+    needs = frozenset({"disagreement", "features"})
+
+    def _select(self, c: Candidates, b: int, iteration: int, rng: np.random.Generator) -> np.ndarray:
+        if iteration > 1:
+            c = replace(c, uncertainty=c.disagreement)
         return super()._select(c, b, iteration, rng)
 
 
