@@ -28,7 +28,8 @@ def _run(folder: Path, clip: Path, settings: LoopSettings, **kw) -> dict:
 
 
 REPORT_KEYS = {"data", "frames", "size", "classes", "granularity", "selector", "method", "seed", "full_video_clicks", "iterations"}
-ROW_KEYS = {"iteration", "samples", "clicks", "clicks_pct", "pixels_pct", "miou", "pixel_acc", "boundary_iou", "tc", "seconds"}
+ROW_KEYS = {"iteration", "samples", "clicks", "clicks_pct", "pixels_pct", "miou", "pixel_acc", "boundary_iou", "tc", "seconds",
+            "peak_rss_mb"}
 
 
 def test_loop_writes_a_report_in_the_design_schema(tmp_path: Path, clip: Path) -> None:
@@ -45,6 +46,8 @@ def test_loop_writes_a_report_in_the_design_schema(tmp_path: Path, clip: Path) -
         assert all(0.0 <= r[k] <= 1.0 for k in ("miou", "pixel_acc", "boundary_iou", "tc"))
     clicks = [r["clicks"] for r in rows]
     assert clicks == sorted(clicks) and clicks[0] > 0  # cumulative
+    peaks = [r["peak_rss_mb"] for r in rows]  # the process's peak so far: torch alone takes more than 50 MiB
+    assert peaks[0] > 50 and all(b >= a - 1 for a, b in zip(peaks, peaks[1:]))  # 1 MiB: the kernel's lazy counters
     assert rows[-1]["pixels_pct"] == pytest.approx(30.0)  # 3 of 10 frames
     assert rows[-1]["clicks_pct"] == pytest.approx(100 * clicks[-1] / report["full_video_clicks"])
 
