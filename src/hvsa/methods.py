@@ -41,7 +41,8 @@ from hvsa.propagate import PropagationConfig
 from hvsa.registry import Registry
 from hvsa.select.scores import margin_uncertainty
 
-__all__ = ["METHODS", "Method", "get_method", "disagreement_margin", "fuse_labels", "fused_distribution", "LABEL_SOURCES"]
+__all__ = ["METHODS", "Method", "get_method", "disagreement_margin", "fuse_labels", "fused_distribution",
+           "LABEL_SOURCES"]
 
 LABEL_SOURCES = ("network", "propagation", "fused")
 

@@ -143,11 +143,11 @@ class _FrameOutput(NamedTuple):
         uncertainty: float32 (H, W) 1 - their confidence.
         select_labels: uint8 (H, W) the labels selection prices clicks on (before refinement).
         select_uncertainty: float32 (H, W) the uncertainty selection ranks by (before refinement).
-        select_doubt: float32 (H, W) 1 - :func:`hvsa.methods.disagreement_margin` of fused labels
-            (before refinement), what ``hvsa-disagree`` ranks by; the uncertainty otherwise.
         select_runner_up: uint8 (H, W) the class each pixel hesitates towards: the softmax's
             second (or, where fusion chose the propagation's label, its first); the label
             itself where the labels come from propagation alone. None unless asked for.
+        select_doubt: float32 (H, W) 1 - :func:`hvsa.methods.disagreement_margin` of fused labels
+            (before refinement), what ``hvsa-disagree`` ranks by; the uncertainty otherwise.
     """
 
     t: int
@@ -852,8 +852,9 @@ class Session:
         from them chose worse samples; selecting from the views' average lost on davis2016 in
         the runs we made (docs/benchmarks.md). Of fused labels each output also carries the two
         sources' doubt (:func:`hvsa.methods.disagreement_margin`), which the winner's confidence
-        hides. The features, for selection, always come from the network. With ``runner_up`` each output also carries the class each pixel hesitates
-        towards (class-balanced selection); otherwise that is None and costs nothing. Run under
+        hides. The features, for selection, always come from the network. With ``runner_up``
+        each output also carries the class each pixel hesitates towards (class-balanced
+        selection); otherwise that is None and costs nothing. Run under
         ``torch.inference_mode()``."""
         import torch
 
@@ -1220,7 +1221,8 @@ def run_loop(
         seconds["predict"] = time.perf_counter() - start
         seconds["total"] = sum(v for key, v in seconds.items() if key != "total")
         peak = peak_rss_mb()
-        session.store.update_iteration(k, seconds=seconds, info={"peak_rss_mb": None if peak is None else round(peak, 1)})
+        session.store.update_iteration(k, seconds=seconds,
+                                       info={"peak_rss_mb": None if peak is None else round(peak, 1)})
         report = session.report()
         if write_report:
             session.write_report()

@@ -3,9 +3,10 @@
 ``hvsa bench report DIR`` reads ``DIR/results.csv`` and writes ``DIR/report.md`` with, per
 dataset, a Figure-7-style plot (``DIR/figures/<dataset>.png``), a Table-1-style table (fewest
 clicks % reaching 80/85/90/95 % mIoU, and at which granularity), a Table-2-style table (mIoU,
-pixel accuracy and TC at each budget for finetune-only, lp, hvsa, hvsa-fused and hvsa-crf) and the seconds per
-iteration with the runs' peak memory. When ``DIR/bench.json`` exists (written by ``hvsa bench``) the commands that
-filled the folder and the machine are quoted too; nothing else is read.
+pixel accuracy and TC at each budget for finetune-only, lp, hvsa, hvsa-fused and hvsa-crf) and
+the seconds per iteration with the runs' peak memory. When ``DIR/bench.json`` exists (written
+by ``hvsa bench``) the commands that filled the folder and the machine are quoted too; nothing
+else is read.
 """
 
 from __future__ import annotations
