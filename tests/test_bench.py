@@ -341,6 +341,19 @@ def test_bench_bad_input_exits_2(argv: list[str], needle: str, data: Path, tmp_p
     assert err.count("\n") == 0 and needle in err, err
 
 
+def test_bench_runs_no_more_workers_than_the_cores_it_may_use(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hvsa.bench.runner as runner
+
+    monkeypatch.setattr(runner, "usable_cores", lambda: 1)  # a taskset of one core on a bigger machine
+    argv = ["bench", str(data), "--out", str(tmp_path / "o"), "--selector", "random", "--method", "lp",
+            "--budget-pct", "40", "--iterations", "1", "--jobs", "2"]  # fmt: skip
+    assert main(argv) == 0
+    assert "2 runs on 2 sequences; 0 already done, 2 to run with 1 worker(s) x 1 thread(s)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "o" / "bench.json").read_text())["machine"]["cores"] == 1
+
+
 def test_bench_refuses_to_resume_with_other_settings(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "o"
     out.mkdir()

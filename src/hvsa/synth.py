@@ -61,6 +61,7 @@ import numpy as np
 
 from hvsa.checks import parse_size
 from hvsa.errors import InputError
+from hvsa.threads import usable_cores
 from hvsa.video.classes import ClassInfo, Classes
 
 __all__ = [
@@ -840,7 +841,7 @@ def write_clip(
         it = progress(it, total=len(names), desc="writing synthetic clip", unit="frame")
     # encode and write on worker threads (cv2 and file writes release the GIL) while the next
     # frame renders; at most 2 * workers frames are in flight, so memory stays bounded
-    workers = max(1, min(4, os.cpu_count() or 1))
+    workers = min(4, usable_cores())
     with ThreadPoolExecutor(workers, thread_name_prefix="hvsa-synth") as pool:
         pending: deque[Future] = deque()
         for name, (frame, labels, flow) in zip(names, it):

@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["THREAD_VARIABLES", "limit_threads"]
+__all__ = ["THREAD_VARIABLES", "limit_threads", "usable_cores"]
 
 # The environment variables that size the thread pools of OpenMP (torch), MKL and OpenBLAS in
 # this process's children, and in this process when they are read before the library starts.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the system reports one (a
+    ``taskset``, a container's cpuset), else every core of the machine; at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity on this platform
+        return max(1, os.cpu_count() or 1)
 
 
 def limit_threads(threads: int) -> None:

@@ -13,8 +13,9 @@ Layout of a bench folder::
 
 A run whose ``report.json`` lists every iteration is skipped; an interrupted one resumes where
 it stopped (:func:`hvsa.session.run_loop`). Workers are separate processes (``spawn``), at most
-one per core, each limited to ``cores // workers`` threads for torch and OpenCV, so the grid
-never runs more threads than the machine has cores.
+one per core the process may use (:func:`hvsa.threads.usable_cores`: ``taskset`` and container
+cpusets count), each limited to ``cores // workers`` threads for torch and OpenCV, so the grid
+never runs more threads than it has cores.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from hvsa.errors import InputError
 from hvsa.finetune import FinetuneConfig
 from hvsa.memory import reset_peak
 from hvsa.pretrain import PretrainConfig
-from hvsa.threads import limit_threads
+from hvsa.threads import limit_threads, usable_cores
 
 __all__ = ["BenchSettings", "BenchOutcome", "run_bench", "collect_results", "machine_info"]
 
@@ -114,7 +115,7 @@ def machine_info() -> dict:
     """CPU model, cores, memory, OS and library versions: the "machine it ran on"."""
     import numpy
 
-    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+    info = {"cpu": platform.processor() or platform.machine(), "cores": usable_cores()}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -427,7 +428,7 @@ def run_bench(
     refs = _references(runs, settings.samples_from)
     todo = [r for r in runs if not _is_complete(out, r, settings.iterations)]
     outcome.skipped = len(runs) - len(todo)
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     jobs = max(1, min(int(jobs or cores), cores, max(len(todo), 1)))
     threads = max(1, cores // jobs)
     echo(f"{len(runs)} runs on {len(sequences)} sequences; {outcome.skipped} already done,"
