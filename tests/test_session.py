@@ -102,6 +102,23 @@ def test_class_balanced_selection_reads_the_uncertainty_per_predicted_class(tmp_
         np.testing.assert_allclose(z["class_uncertainty"], saved["class_uncertainty"], rtol=1e-4, atol=1e-3)
 
 
+def test_network_labels_carry_their_runner_up_class_and_their_own_uncertainty_as_doubt(tmp_path: Path, clip: Path) -> None:
+    """Without fusion (method hvsa) the selection statistics come from the network alone: the
+    runner-up is the softmax's second class (never the first, with three classes) and the doubt
+    hvsa-disagree ranks is the network's own uncertainty, so that selector runs the loop too."""
+    import torch
+
+    folder = tmp_path / "s"
+    _run(folder, clip, LoopSettings(iterations=2, per_iteration=4), granularity="rec32", selector="hvsa-disagree")
+    with np.load(folder / "state" / "pred-2.npz") as z:
+        np.testing.assert_allclose(z["disagreement"], z["uncertainty"], rtol=1e-6)
+    with Session.open(folder) as s, torch.inference_mode():
+        for out in s._frame_outputs(runner_up=True):
+            assert out.select_runner_up.dtype == np.uint8
+            assert (out.select_runner_up != out.select_labels).all()
+            np.testing.assert_array_equal(out.select_doubt, out.select_uncertainty)
+
+
 class _Interrupt(Exception):
     pass
 

@@ -882,7 +882,7 @@ class Session:
                 second = own if probs.shape[1] == 1 else probs.scatter(1, first, -1.0).argmax(1)[0].to(torch.uint8).cpu().numpy()
             u = margin_uncertainty_torch(probs)[0].cpu().numpy()
             if source != "fused":
-                return own, u, u, second
+                return own, u, second, u
             labels, margin = fuse_labels(own, 1.0 - u, prop, conf)
             doubt = 1.0 - disagreement_margin(own, 1.0 - u, prop, conf)
             if second is not None:
