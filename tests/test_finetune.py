@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hvsa.errors import InputError
-from hvsa.finetune import FinetuneConfig, FineTuner, ce_loss, class_weights, sample_pair, starved_classes, tc_loss
+from hvsa.finetune import FinetuneConfig, FineTuner, ce_loss, class_weights, sample_pair, tc_loss
 
 
 def _shifted_pair(c: int = 3, h: int = 8, w: int = 10, dx: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -330,51 +330,3 @@ def test_hold_unseen_targets() -> None:
     np.testing.assert_array_equal(tuner._target(data, 0, grid), _TinyData.annotation(data, 0))  # noqa: SLF001
     with pytest.raises(InputError, match="hold-unseen"):
         FinetuneConfig(hold_unseen=1.5)
-
-
-def test_starved_classes_are_those_the_annotations_show_far_less_than_the_labels_before() -> None:
-    annotated, before = np.array([95, 5, 0]), np.array([50, 40, 10])  # shares .95/.05/0 against .5/.4/.1
-    np.testing.assert_array_equal(starved_classes(annotated, before, 0.25), [1, 2])  # .05 < .1, 0 < .025
-    np.testing.assert_array_equal(starved_classes(annotated, before, 0.1), [2])  # .05 >= .04
-    assert starved_classes(annotated, before, 0.0).size == 0
-    # a class the labels before never show is not starved for lack of annotation
-    assert starved_classes(np.array([80, 20, 0]), np.array([50, 50, 0]), 0.25).size == 0
-    assert starved_classes(np.zeros(3), before, 0.25).size == 0
-    assert starved_classes(annotated, np.zeros(3), 0.25).size == 0
-
-
-class _StarvedData(_HalfAnnotatedData):
-    """_HalfAnnotatedData whose annotation also shows class 1, at one pixel: the annotated
-    pixels show it at 1/33 against half of the labels from before."""
-
-    def annotation(self, t: int) -> np.ndarray | None:
-        a = super().annotation(t)
-        if a is not None:
-            a[0, 7] = 1
-        return a
-
-
-def test_hold_share_holds_while_a_class_is_starved() -> None:
-    data, grid = _StarvedData(), (slice(None), slice(None))
-    off = FineTuner(_TinyNet(), FinetuneConfig(min_steps=1, hold_unseen=0.5))
-    stats = off.run(data, np.random.default_rng(0), steps=1)
-    assert stats["unseen_classes"] == [] and stats["starved_classes"] == []
-    assert off._target(data, 1, grid) is None  # noqa: SLF001 - every class seen: nothing held
-    on = FineTuner(_TinyNet(), FinetuneConfig(min_steps=1, hold_unseen=0.5, hold_share=0.25))
-    stats = on.run(data, np.random.default_rng(0), steps=1)
-    assert stats["unseen_classes"] == [] and stats["starved_classes"] == [1]
-    held = np.zeros((8, 8), np.int64)  # the labels from before, but where their confidence is 0.4
-    held[:, 4] = 255
-    held[:, 5:] = 1
-    np.testing.assert_array_equal(on._target(data, 1, grid), held)  # noqa: SLF001
-    np.testing.assert_array_equal(on._target(data, 0, grid), held)  # noqa: SLF001 - annotation + held
-    # 1/33 is not under a twentieth of a half: not starved
-    stats = FineTuner(_TinyNet(), FinetuneConfig(min_steps=1, hold_share=0.05)).run(
-        data, np.random.default_rng(0), steps=1)
-    assert stats["starved_classes"] == []
-    # the paper's methods hold nothing, starved or not
-    stats = FineTuner(_TinyNet(), FinetuneConfig(min_steps=1, hold_unseen=0.0, hold_share=0.25)).run(
-        data, np.random.default_rng(0), steps=1)
-    assert stats["starved_classes"] == []
-    with pytest.raises(InputError, match="hold-share"):
-        FinetuneConfig(hold_share=2.0)

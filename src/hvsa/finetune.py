@@ -14,8 +14,7 @@ that start at an annotated frame train L_ce on a *view* of it instead (rescaled 
 re-encoded, :mod:`hvsa.model.views`): a few annotated frames then teach the object at the sizes
 and orientations the rest of the video shows it in. While some class has no annotated pixel,
 ``hold_unseen`` adds the confident labels from before the fine-tuning to L_ce's targets, so a
-first batch of background samples does not erase the classes nobody has annotated yet
-(``hold_share``: nor the classes the annotated pixels barely show).
+first batch of background samples does not erase the classes nobody has annotated yet.
 """
 
 from __future__ import annotations
@@ -34,8 +33,7 @@ from hvsa.errors import InputError
 from hvsa.flow.warp import target_in_frame, warp_torch
 from hvsa.model.views import View, views_for
 
-__all__ = ["FinetuneConfig", "TrainingData", "FineTuner", "ce_loss", "tc_loss", "tap_strides", "pair_offsets",
-           "starved_classes"]
+__all__ = ["FinetuneConfig", "TrainingData", "FineTuner", "ce_loss", "tc_loss", "tap_strides", "pair_offsets"]
 
 pair_offsets = (-2, -1, 1, 2)
 
@@ -69,29 +67,6 @@ def class_weights(counts: np.ndarray, power: float = 0.5) -> np.ndarray:
         w[present] = (counts[present].sum() / (present.sum() * counts[present])) ** power
         w[~present] = w[present].max()
     return w.astype(np.float32)
-
-
-def starved_classes(annotated: np.ndarray, before: np.ndarray, share: float) -> np.ndarray:
-    """Ids of the classes the annotated pixels show at under ``share`` times their share of the
-    labels from before: ``annotated`` and ``before`` are pixel counts per class (C,). A class
-    with no annotated pixel is starved when the labels from before show it; none is when no
-    pixel is annotated or labelled."""
-    annotated = np.asarray(annotated, np.float64)
-    before = np.asarray(before, np.float64)
-    if annotated.sum() == 0 or before.sum() == 0:
-        return np.zeros(0, np.int64)
-    return np.flatnonzero(annotated / annotated.sum() < share * before / before.sum())
-
-
-def _label_counts(data: TrainingData, num_classes: int) -> np.ndarray:
-    """Pixels per class (``num_classes``,) of the labels from before over every frame that has
-    them (``data.prediction``); labels beyond the classes are not counted."""
-    counts = np.zeros(256, np.int64)
-    for t in range(data.num_frames):
-        before = data.prediction(t)  # type: ignore[attr-defined] - the caller checks for it
-        if before is not None:
-            counts += np.bincount(before[0].ravel(), minlength=256)
-    return counts[:num_classes]
 
 
 def tc_loss(q_t: torch.Tensor, q_t2: torch.Tensor, flow: torch.Tensor, reliable: torch.Tensor) -> torch.Tensor:
@@ -178,14 +153,8 @@ class FinetuneConfig:
             annotated (often all background) teach the decoder that every other class is
             absent; holding only the unseen classes would teach the opposite, as their targets
             would then cover the video and the seen classes' only the samples. The hold ends
-            once every class has an annotated pixel (but see ``hold_share``). 0 holds nothing
-            (the paper; the methods ``hvsa`` and ``finetune-only`` always train so,
-            :mod:`hvsa.methods`).
-        hold_share: the hold also lasts while some class is *starved*: its share of the
-            annotated pixels is below this fraction of its share of the labels from before, over
-            the whole video. A few whole frames that barely show a class (a car of 300 pixels in
-            three street frames where the video shows one in every frame) would otherwise teach
-            the decoder to forget it. 0: only unseen classes hold.
+            once every class has an annotated pixel. 0 holds nothing (the paper; the methods
+            ``hvsa`` and ``finetune-only`` always train so, :mod:`hvsa.methods`).
         ignore_index: label of unannotated pixels.
     """
 
@@ -204,7 +173,6 @@ class FinetuneConfig:
     view_share: float = 0.5
     view_scales: tuple[float, ...] = (0.75, 1.25)
     hold_unseen: float = 0.5
-    hold_share: float = 0.0
     ignore_index: int = 255
 
     def __post_init__(self) -> None:
@@ -224,8 +192,6 @@ class FinetuneConfig:
             raise InputError(f"annotated_share: expected a number in [0, 1], got {self.annotated_share}")
         if not 0 <= self.hold_unseen <= 1:
             raise InputError(f"hold-unseen: expected a confidence in [0, 1], got {self.hold_unseen}")
-        if not 0 <= self.hold_share <= 1:
-            raise InputError(f"hold-share: expected a fraction in [0, 1], got {self.hold_share}")
         if not 0 < self.crop <= 1:
             raise InputError(f"crop: expected a fraction in (0, 1], got {self.crop}")
         if self.loss_stride not in (1, 2, 4):
@@ -266,7 +232,7 @@ class FineTuner:
         self.config = config
         self.device = torch.device(device)
         self._tap_strides: tuple[int, ...] | None = None
-        self._holding = False  # whether this run holds the labels from before (hold_unseen)
+        self._unseen: np.ndarray | None = None  # the unseen class ids while the run holds (hold_unseen)
 
     def run(
         self,
@@ -292,13 +258,9 @@ class FineTuner:
                 counts += np.bincount(a.ravel(), minlength=256)
         counts[cfg.ignore_index] = 0
         counts = counts[: self.model.num_classes]
-        unseen = starved = np.zeros(0, np.int64)
-        if cfg.hold_unseen > 0 and hasattr(data, "prediction"):
-            unseen = np.flatnonzero(counts == 0)
-            if cfg.hold_share > 0:
-                before = _label_counts(data, len(counts))
-                starved = np.setdiff1d(starved_classes(counts, before, cfg.hold_share), unseen)
-        self._holding = bool(unseen.size or starved.size)
+        self._unseen = None
+        if cfg.hold_unseen > 0 and hasattr(data, "prediction") and not (counts > 0).all():
+            self._unseen = np.flatnonzero(counts == 0)
         self._weight = torch.from_numpy(class_weights(counts, cfg.class_balance)).to(self.device)
         views = views_for(cfg.view_scales) if cfg.view_share > 0 and hasattr(data, "view") else ()
         annotated_set = set(annotated)
@@ -332,17 +294,16 @@ class FineTuner:
         self.model.eval()
         seconds = time.perf_counter() - start
         return {"steps": total, "seconds": seconds, "ce": sums["ce"] / total, "tc": sums["tc"] / total,
-                "view_items": view_items, "unseen_classes": unseen.tolist(), "starved_classes": starved.tolist()}
+                "view_items": view_items, "unseen_classes": [] if self._unseen is None else self._unseen.tolist()}
 
     def _target(self, data: TrainingData, t: int, grid: tuple[slice, slice]) -> np.ndarray | None:
         """int64 L_ce target of frame ``t`` on ``grid``: its annotation, and, outside it while a
-        class is unseen or starved, the labels from before this fine-tuning where they are
-        confident enough (``hold_unseen``); the ignore index elsewhere. None: nothing to learn
-        there."""
+        class is unseen, the labels from before this fine-tuning where they are confident enough
+        (``hold_unseen``); the ignore index elsewhere. None: nothing to learn there."""
         cfg = self.config
         a = data.annotation(t)
         target = None if a is None else a[grid].astype(np.int64)
-        if self._holding:
+        if self._unseen is not None:
             before = data.prediction(t)  # type: ignore[attr-defined] - checked by run()
             if before is not None:
                 labels, conf = before[0][grid], before[1][grid]

@@ -77,9 +77,6 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help="while some class has no annotated pixel, also train on the previous labels where their"
                    " confidence is at least this (default 0.5; 0 = off; hvsa and finetune-only never do, as in the"
                    " paper)")
-    m.add_argument("--hold-share", type=nonneg_float, default=None,
-                   help="the hold also lasts while the annotated pixels show some class at under this fraction of"
-                   " its share of the previous labels (default 0 = only while a class has no annotated pixel)")
     m.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
 
 
@@ -99,6 +96,4 @@ def finetune_config(args: argparse.Namespace):  # noqa: ANN201 - FinetuneConfig
         kw["class_balance"] = args.class_balance
     if getattr(args, "hold_unseen", None) is not None:
         kw["hold_unseen"] = args.hold_unseen
-    if getattr(args, "hold_share", None) is not None:
-        kw["hold_share"] = args.hold_share
     return FinetuneConfig(**kw)
