@@ -45,11 +45,13 @@ def test_fine_tuning_help_states_the_library_defaults() -> None:
     add_model_arguments(p)
     helps = {a.dest: a.help for a in p._actions}  # noqa: SLF001
     defaults = FinetuneConfig()
-    for dest in ("epochs", "lr", "crop", "lambda_tc", "class_balance", "view_share", "hold_unseen"):
+    for dest in ("epochs", "lr", "crop", "lambda_tc", "class_balance", "view_share", "hold_unseen",
+                 "propagated_targets"):
         assert f"(default {getattr(defaults, dest):g}" in helps[dest], (dest, helps[dest])
     assert finetune_config(p.parse_args([])) == defaults
     assert finetune_config(p.parse_args(["--crop", "1", "--epochs", "3"])) == FinetuneConfig(crop=1.0, epochs=3.0)
     assert finetune_config(p.parse_args(["--hold-unseen", "0.7"])) == FinetuneConfig(hold_unseen=0.7)
+    assert finetune_config(p.parse_args(["--propagated-targets", "0.9"])) == FinetuneConfig(propagated_targets=0.9)
 
 
 def test_help_and_no_command(capsys: pytest.CaptureFixture) -> None:

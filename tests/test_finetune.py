@@ -330,3 +330,37 @@ def test_hold_unseen_targets() -> None:
     np.testing.assert_array_equal(tuner._target(data, 0, grid), _TinyData.annotation(data, 0))  # noqa: SLF001
     with pytest.raises(InputError, match="hold-unseen"):
         FinetuneConfig(hold_unseen=1.5)
+
+
+class _PropagatedData(_HalfAnnotatedData):
+    """_HalfAnnotatedData with labels propagated to both frames: class 1 everywhere, confident
+    (0.95) on columns 0-1 and 6-7, not (0.5) on columns 2-5."""
+
+    def propagated(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        conf = np.full((8, 8), 0.5, np.float32)
+        conf[:, :2] = conf[:, 6:] = 0.95
+        return np.ones((8, 8), np.uint8), conf
+
+
+def test_propagated_targets_fill_what_the_annotations_leave_before_the_hold() -> None:
+    data, grid = _PropagatedData(), (slice(None), slice(None))
+    off = FineTuner(_TinyNet(), FinetuneConfig(min_steps=1, hold_unseen=0.0))
+    off.run(data, np.random.default_rng(0), steps=1)
+    assert off._target(data, 1, grid) is None  # noqa: SLF001 - the paper: annotated pixels only
+    on = FineTuner(_TinyNet(), FinetuneConfig(min_steps=1, hold_unseen=0.0, propagated_targets=0.9))
+    on.run(data, np.random.default_rng(0), steps=1)
+    expected = np.full((8, 8), 255, np.int64)
+    expected[:, :2] = expected[:, 6:] = 1  # confident enough; columns 2-5 are not
+    np.testing.assert_array_equal(on._target(data, 1, grid), expected)  # noqa: SLF001
+    expected[:, :4] = 0  # frame 0: the annotation wins where it labels
+    np.testing.assert_array_equal(on._target(data, 0, grid), expected)  # noqa: SLF001
+    # with the hold (class 1 is unseen), the labels from before fill what is left
+    both = FineTuner(_TinyNet(), FinetuneConfig(min_steps=1, hold_unseen=0.5, propagated_targets=0.9))
+    both.run(data, np.random.default_rng(0), steps=1)
+    expected = np.full((8, 8), 255, np.int64)
+    expected[:, :2] = expected[:, 6:] = 1  # propagated
+    expected[:, 2:4] = 0  # held: 0 before, with confidence 0.9
+    expected[:, 5] = 1  # held: column 4's 0.4 is below the hold's 0.5
+    np.testing.assert_array_equal(both._target(data, 1, grid), expected)  # noqa: SLF001
+    with pytest.raises(InputError, match="propagated-targets"):
+        FinetuneConfig(propagated_targets=1.5)

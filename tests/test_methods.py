@@ -51,6 +51,27 @@ def test_the_papers_methods_never_hold(tmp_path: Path, clip: Path, method: str, 
     assert SessionConfig.from_dict(old).finetune.hold_unseen == 0.0
 
 
+@pytest.mark.parametrize(("method", "threshold"), [("hvsa", 0.0), ("finetune-only", 0.0), ("hvsa-fused", 0.9)])
+def test_fine_tuning_reads_the_labels_propagated_from_the_annotations(tmp_path: Path, clip: Path, method: str,
+                                                                       threshold: float) -> None:
+    from hvsa.propagate import propagate
+    from hvsa.session import _SessionTrainingData
+
+    finetune = dataclasses.replace(FAST, propagated_targets=0.9)
+    with Session.create(tmp_path / "s", clip, method=method, finetune=finetune, granularity="rec32", seed=1) as s:
+        assert s.config.finetune.propagated_targets == threshold  # the paper's methods never do
+        run_loop(s, LoopSettings(iterations=1, per_iteration=4), SimulatedAnnotator(s.gt))
+        assert s.store.iteration(1).info["finetune"]["propagated_targets"] == (threshold > 0)
+        cached = s.folder / "cache" / "propagated.u8"
+        assert cached.exists() == (threshold > 0)
+        if threshold > 0:  # what fine-tuning read: the propagation of the annotations, to the byte
+            for t, labels, conf in propagate(_SessionTrainingData(s), s.method.propagation):
+                got_labels, got_conf = s._propagated[0][t], s._propagated[1][t]  # noqa: SLF001
+                np.testing.assert_array_equal(got_labels, labels)
+                np.testing.assert_array_equal(got_conf, np.round(conf * 255).astype(np.uint8))
+            assert (s._propagated[1][0] > 0).any()  # noqa: SLF001
+
+
 @pytest.mark.parametrize("method", ["lp", "copy"])
 def test_baselines_label_from_annotations_without_training(tmp_path: Path, clip: Path, method: str) -> None:
     folder = tmp_path / method

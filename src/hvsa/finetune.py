@@ -15,6 +15,9 @@ re-encoded, :mod:`hvsa.model.views`): a few annotated frames then teach the obje
 and orientations the rest of the video shows it in. While some class has no annotated pixel,
 ``hold_unseen`` adds the confident labels from before the fine-tuning to L_ce's targets, so a
 first batch of background samples does not erase the classes nobody has annotated yet.
+``propagated_targets`` adds the labels propagated from the annotated pixels along optical-flow
+chains (:mod:`hvsa.propagate`) where their chain is confident, so the frames near an annotation
+teach its labels too.
 """
 
 from __future__ import annotations
@@ -111,6 +114,11 @@ class TrainingData(Protocol):
     # def view(self, t: int, view: View) -> tuple[list[torch.Tensor], np.ndarray]:
     #     """Taps of ``view`` of annotated frame t, and its annotation seen through the view."""
 
+    # Optional: without it, no propagated labels are trained on (FinetuneConfig.propagated_targets).
+    # def propagated(self, t: int) -> tuple[np.ndarray, np.ndarray] | None:
+    #     """Labels uint8 (H, W) propagated from the annotated pixels to frame t, and their chain
+    #     confidence float32 (H, W)."""
+
     # Optional: without it, nothing is held (FinetuneConfig.hold_unseen).
     # def prediction(self, t: int) -> tuple[np.ndarray, np.ndarray] | None:
     #     """Labels uint8 (H, W) and confidence float32 (H, W) of frame t before this fine-tuning."""
@@ -155,6 +163,11 @@ class FinetuneConfig:
             would then cover the video and the seen classes' only the samples. The hold ends
             once every class has an annotated pixel. 0 holds nothing (the paper; the methods
             ``hvsa`` and ``finetune-only`` always train so, :mod:`hvsa.methods`).
+        propagated_targets: outside the annotations, the labels propagated from them along flow
+            chains (``data.propagated``, :func:`hvsa.propagate.propagate`) join L_ce as targets
+            where their chain confidence is at least this (``decay ** frames travelled``, 0.98
+            per frame by default, so 0.9 reaches five frames along reliable flow). They take
+            precedence over the hold. 0 trains on the annotated pixels alone (the paper).
         ignore_index: label of unannotated pixels.
     """
 
@@ -173,6 +186,7 @@ class FinetuneConfig:
     view_share: float = 0.5
     view_scales: tuple[float, ...] = (0.75, 1.25)
     hold_unseen: float = 0.5
+    propagated_targets: float = 0.0
     ignore_index: int = 255
 
     def __post_init__(self) -> None:
@@ -192,6 +206,8 @@ class FinetuneConfig:
             raise InputError(f"annotated_share: expected a number in [0, 1], got {self.annotated_share}")
         if not 0 <= self.hold_unseen <= 1:
             raise InputError(f"hold-unseen: expected a confidence in [0, 1], got {self.hold_unseen}")
+        if not 0 <= self.propagated_targets <= 1:
+            raise InputError(f"propagated-targets: expected a confidence in [0, 1], got {self.propagated_targets}")
         if not 0 < self.crop <= 1:
             raise InputError(f"crop: expected a fraction in (0, 1], got {self.crop}")
         if self.loss_stride not in (1, 2, 4):
@@ -233,6 +249,7 @@ class FineTuner:
         self.device = torch.device(device)
         self._tap_strides: tuple[int, ...] | None = None
         self._unseen: np.ndarray | None = None  # the unseen class ids while the run holds (hold_unseen)
+        self._propagated = False  # whether this run trains on propagated labels (propagated_targets)
 
     def run(
         self,
@@ -258,6 +275,7 @@ class FineTuner:
                 counts += np.bincount(a.ravel(), minlength=256)
         counts[cfg.ignore_index] = 0
         counts = counts[: self.model.num_classes]
+        self._propagated = cfg.propagated_targets > 0 and hasattr(data, "propagated")
         self._unseen = None
         if cfg.hold_unseen > 0 and hasattr(data, "prediction") and not (counts > 0).all():
             self._unseen = np.flatnonzero(counts == 0)
@@ -294,24 +312,24 @@ class FineTuner:
         self.model.eval()
         seconds = time.perf_counter() - start
         return {"steps": total, "seconds": seconds, "ce": sums["ce"] / total, "tc": sums["tc"] / total,
-                "view_items": view_items, "unseen_classes": [] if self._unseen is None else self._unseen.tolist()}
+                "view_items": view_items, "unseen_classes": [] if self._unseen is None else self._unseen.tolist(),
+                "propagated_targets": self._propagated}
 
     def _target(self, data: TrainingData, t: int, grid: tuple[slice, slice]) -> np.ndarray | None:
-        """int64 L_ce target of frame ``t`` on ``grid``: its annotation, and, outside it while a
-        class is unseen, the labels from before this fine-tuning where they are confident enough
+        """int64 L_ce target of frame ``t`` on ``grid``: its annotation; outside it the labels
+        propagated from the annotations where their chains are confident enough
+        (``propagated_targets``), and, where neither labels a pixel while a class is unseen,
+        the labels from before this fine-tuning where they are confident enough
         (``hold_unseen``); the ignore index elsewhere. None: nothing to learn there."""
         cfg = self.config
         a = data.annotation(t)
         target = None if a is None else a[grid].astype(np.int64)
+        if self._propagated:
+            target = _fill(target, data.propagated(t), grid, cfg.propagated_targets,
+                           cfg.ignore_index)  # type: ignore[attr-defined]
         if self._unseen is not None:
-            before = data.prediction(t)  # type: ignore[attr-defined] - checked by run()
-            if before is not None:
-                labels, conf = before[0][grid], before[1][grid]
-                hold = conf >= cfg.hold_unseen
-                if target is None:
-                    target = np.full(labels.shape, cfg.ignore_index, np.int64)
-                hold &= target == cfg.ignore_index
-                target[hold] = labels[hold]
+            target = _fill(target, data.prediction(t), grid, cfg.hold_unseen,
+                           cfg.ignore_index)  # type: ignore[attr-defined]
         return target
 
     def _window(self, data: TrainingData, rng: np.random.Generator,
@@ -398,6 +416,21 @@ class FineTuner:
         flow = torch.from_numpy(flow).permute(2, 0, 1)[None].to(self.device)
         rel = torch.from_numpy(np.ascontiguousarray(reliable))[None].to(self.device)
         return ce, tc_loss(q[:1], q[1:], flow, rel)
+
+
+def _fill(target: np.ndarray | None, labelled: tuple[np.ndarray, np.ndarray] | None, grid: tuple[slice, slice],
+          threshold: float, ignore_index: int) -> np.ndarray | None:
+    """``target`` (int64 on ``grid``, or None: no pixel labelled yet) with its ignored pixels
+    set to ``labelled``'s labels where its confidence is at least ``threshold``."""
+    if labelled is None:
+        return target
+    labels, conf = labelled[0][grid], labelled[1][grid]
+    take = conf >= threshold
+    if target is None:
+        target = np.full(labels.shape, ignore_index, np.int64)
+    take &= target == ignore_index
+    target[take] = labels[take]
+    return target
 
 
 def tap_strides(taps: Sequence[torch.Tensor], frame_hw: tuple[int, int]) -> tuple[int, ...]:

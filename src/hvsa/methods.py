@@ -62,6 +62,9 @@ class Method:
             fine-tuning settings say.
         hold_unseen: when set, the hold (:attr:`hvsa.finetune.FinetuneConfig.hold_unseen`) this
             method trains with, whatever the session's fine-tuning settings say.
+        propagated_targets: when set, whether and from what confidence this method trains on
+            propagated labels (:attr:`hvsa.finetune.FinetuneConfig.propagated_targets`),
+            whatever the session's fine-tuning settings say.
         propagation: settings of the propagation, for ``labels = "propagation"``.
         views: views of every frame (:class:`hvsa.model.views.View`) the network also reads when
             predicting; its softmax is averaged over the frame and these views, each mirrored
@@ -80,6 +83,7 @@ class Method:
     labels: str
     lambda_tc: float | None = None
     hold_unseen: float | None = None
+    propagated_targets: float | None = None
     propagation: PropagationConfig | None = None
     views: tuple[View, ...] = ()
     refine: CRFConfig | None = None
@@ -95,7 +99,7 @@ class Method:
 
     def finetune_config(self, config: FinetuneConfig) -> FinetuneConfig:
         """``config`` with this method's fixed settings applied (the effective configuration)."""
-        fixed = {name: value for name in ("lambda_tc", "hold_unseen")
+        fixed = {name: value for name in ("lambda_tc", "hold_unseen", "propagated_targets")
                  if (value := getattr(self, name)) is not None and getattr(config, name) != value}
         return dataclasses.replace(config, **fixed) if fixed else config
 
@@ -107,7 +111,7 @@ def _add(method: Method) -> None:
     METHODS.register(method.name)(method)
 
 
-_add(Method("hvsa", trains=True, labels="network", hold_unseen=0.0,
+_add(Method("hvsa", trains=True, labels="network", hold_unseen=0.0, propagated_targets=0.0,
             summary="test-time fine-tuning, lambda L_tc + L_ce (paper)"))
 # The frame's mirror and its 1.25x views, plain and mirrored (fine-tuning trains on 1.25x views of
 # the annotated frames). Re-predicting 30 finished davis2016 runs (rec40, 2 %) with their final
@@ -122,7 +126,7 @@ _add(Method("hvsa-crf", trains=True, labels="fused", propagation=PropagationConf
             refine=CRFConfig(),
             summary="hvsa-fused reading views of each frame, its outlines moved onto the frame's edges by a fully"
                     " connected CRF"))
-_add(Method("finetune-only", trains=True, labels="network", lambda_tc=0.0, hold_unseen=0.0,
+_add(Method("finetune-only", trains=True, labels="network", lambda_tc=0.0, hold_unseen=0.0, propagated_targets=0.0,
             summary="test-time fine-tuning, L_ce only"))
 _add(Method("lp", trains=False, labels="propagation", propagation=PropagationConfig(),
             summary="label propagation along flow chains, forward and backward"))

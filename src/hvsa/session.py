@@ -211,6 +211,18 @@ class _SessionTrainingData:
         return self._s.prediction(t) if self._s._pred.is_filled(t) else None
 
 
+class _TrainingDataWithPropagation(_SessionTrainingData):
+    """:class:`_SessionTrainingData` that also gives the labels propagated from the annotations
+    (``FinetuneConfig.propagated_targets``), read from the session's disk cache."""
+
+    def __init__(self, session: "Session", labels: DiskArray, conf: DiskArray) -> None:
+        super().__init__(session)
+        self._labels, self._conf = labels, conf
+
+    def propagated(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._labels[t], self._conf[t].astype(np.float32) / 255.0
+
+
 class Session:
     """One video's labelling session, persisted in a folder. Use :meth:`create` or :meth:`open`."""
 
@@ -262,6 +274,7 @@ class Session:
             self._annot = DiskArray.open_or_create(cache / "annotations.u8", self.num_frames, (h, w), np.uint8,
                                                    meta={"what": "annotation maps"})
             self._closers.append(self._annot)
+            self._propagated: tuple[DiskArray, DiskArray] | None = None  # opened on first use
             self._rebuild_annotation_maps()
         except BaseException:
             self.close()
@@ -809,7 +822,10 @@ class Session:
             stats = {"steps": 0, "seconds": 0.0, "skipped": skipped}
             self.store.update_iteration(k, stage="finetuned", info={"finetune": stats})
             return stats
-        data = _SessionTrainingData(self)
+        if self.config.finetune.propagated_targets > 0:
+            data = _TrainingDataWithPropagation(self, *self._propagate_for_training())
+        else:
+            data = _SessionTrainingData(self)
         tuner = FineTuner(self.model, self.config.finetune, self.device)
         total = self.config.finetune.steps_for(self.num_frames) if steps is None else steps
         bar = None
@@ -835,6 +851,31 @@ class Session:
                                meta={"iteration": k, "finetune": stats})
         self.store.update_iteration(k, stage="finetuned", checkpoint=str(path), info={"finetune": stats})
         return stats
+
+    def _propagate_for_training(self) -> tuple[DiskArray, DiskArray]:
+        """Labels propagated from the annotations to every frame, and their confidence (0..255),
+        written to the session's cache for fine-tuning to read (``propagated_targets``)."""
+        from hvsa.propagate import PropagationConfig, propagate
+
+        if self._propagated is None:
+            cache, (h, w) = self.folder / "cache", self.hw
+            self._propagated = (
+                DiskArray.open_or_create(cache / "propagated.u8", self.num_frames, (h, w), np.uint8,
+                                         meta={"what": "labels propagated for fine-tuning"}),
+                DiskArray.open_or_create(cache / "propagated-confidence.u8", self.num_frames, (h, w), np.uint8,
+                                         meta={"what": "their chain confidence, 0..255"}),
+            )
+            self._closers += list(self._propagated)
+        labels, conf = self._propagated
+        frames = propagate(_SessionTrainingData(self), self.method.propagation or PropagationConfig(),
+                           ignore_index=self.classes.ignore_index, scratch=self.folder / "cache")
+        try:
+            for t, lab, c in progress(frames, total=self.num_frames, desc="propagating labels", unit="frame"):
+                labels[t] = lab
+                conf[t] = np.round(c * 255.0).astype(np.uint8)
+        finally:
+            frames.close()
+        return labels, conf
 
     # ------------------------------------------------------------------ prediction
 

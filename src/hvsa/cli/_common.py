@@ -77,6 +77,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help="while some class has no annotated pixel, also train on the previous labels where their"
                    " confidence is at least this (default 0.5; 0 = off; hvsa and finetune-only never do, as in the"
                    " paper)")
+    m.add_argument("--propagated-targets", type=nonneg_float, default=None,
+                   help="also train on the labels propagated from the annotations along optical-flow chains where"
+                   " their chain confidence is at least this (default 0 = off; hvsa and finetune-only never do)")
     m.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
 
 
@@ -96,4 +99,6 @@ def finetune_config(args: argparse.Namespace):  # noqa: ANN201 - FinetuneConfig
         kw["class_balance"] = args.class_balance
     if getattr(args, "hold_unseen", None) is not None:
         kw["hold_unseen"] = args.hold_unseen
+    if getattr(args, "propagated_targets", None) is not None:
+        kw["propagated_targets"] = args.propagated_targets
     return FinetuneConfig(**kw)
