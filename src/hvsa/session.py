@@ -220,7 +220,7 @@ class _TrainingDataWithPropagation(_SessionTrainingData):
         self._labels, self._conf = labels, conf
 
     def propagated(self, t: int) -> tuple[np.ndarray, np.ndarray]:
-        return self._labels[t], self._conf[t].astype(np.float32) / 255.0
+        return self._labels[t], self._conf[t].astype(np.float32)
 
 
 class Session:
@@ -853,8 +853,10 @@ class Session:
         return stats
 
     def _propagate_for_training(self) -> tuple[DiskArray, DiskArray]:
-        """Labels propagated from the annotations to every frame, and their confidence (0..255),
-        written to the session's cache for fine-tuning to read (``propagated_targets``)."""
+        """Labels propagated from the annotations to every frame and their chain confidence,
+        written to the session's cache for fine-tuning to read (``propagated_targets``). The
+        confidence is kept as float16, not in steps of 1/255, which would move a threshold such
+        as 0.95."""
         from hvsa.propagate import PropagationConfig, propagate
 
         if self._propagated is None:
@@ -862,8 +864,8 @@ class Session:
             self._propagated = (
                 DiskArray.open_or_create(cache / "propagated.u8", self.num_frames, (h, w), np.uint8,
                                          meta={"what": "labels propagated for fine-tuning"}),
-                DiskArray.open_or_create(cache / "propagated-confidence.u8", self.num_frames, (h, w), np.uint8,
-                                         meta={"what": "their chain confidence, 0..255"}),
+                DiskArray.open_or_create(cache / "propagated-confidence.f16", self.num_frames, (h, w), np.float16,
+                                         meta={"what": "their chain confidence"}),
             )
             self._closers += list(self._propagated)
         labels, conf = self._propagated
@@ -872,7 +874,7 @@ class Session:
         try:
             for t, lab, c in progress(frames, total=self.num_frames, desc="propagating labels", unit="frame"):
                 labels[t] = lab
-                conf[t] = np.round(c * 255.0).astype(np.uint8)
+                conf[t] = c.astype(np.float16)
         finally:
             frames.close()
         return labels, conf
