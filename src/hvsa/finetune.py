@@ -329,11 +329,11 @@ class FineTuner:
         a = data.annotation(t)
         target = None if a is None else a[grid].astype(np.int64)
         if self._propagated:
-            target = _fill(target, data.propagated(t), grid, cfg.propagated_targets,
-                           cfg.ignore_index)  # type: ignore[attr-defined]
+            propagated = data.propagated(t)  # type: ignore[attr-defined] - checked by run()
+            target = _fill(target, propagated, grid, cfg.propagated_targets, cfg.ignore_index)
         if self._unseen is not None:
-            target = _fill(target, data.prediction(t), grid, cfg.hold_unseen,
-                           cfg.ignore_index)  # type: ignore[attr-defined]
+            before = data.prediction(t)  # type: ignore[attr-defined] - checked by run()
+            target = _fill(target, before, grid, cfg.hold_unseen, cfg.ignore_index)
         return target
 
     def _window(self, data: TrainingData, rng: np.random.Generator,
