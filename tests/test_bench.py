@@ -13,17 +13,26 @@ from pathlib import Path
 import pytest
 
 from hvsa.bench.grid import Grid, RunSpec, SequenceRef, find_sequences, folds, parse_list
-from hvsa.bench.report import budget_table, markdown_table, reach_table, render_report, timing_table
+from hvsa.bench.report import (
+    budget_table,
+    comparison_table,
+    markdown_table,
+    reach_table,
+    render_report,
+    timing_table,
+)
 from hvsa.bench.results import (
     COLUMNS,
     Point,
     ResultRow,
     aggregate,
+    compare,
     complete_runs,
     fewest_clicks,
     fixed_budget_rows,
     read_results,
     rows_from_report,
+    sign_flip_p,
     timings,
     write_results,
 )
@@ -200,6 +209,72 @@ def test_the_report_quotes_every_command_that_filled_the_folder() -> None:
     assert f"Commands, in the order they first ran:\n\n```\n{a}\n{b}\n```" in text
     in_process = render_report(rows, {}, {"command": None, "commands": [{"command": None}], "machine": {"cores": 2}})
     assert "Command" not in in_process and ".\n\nMachine: cores 2\n" in in_process
+
+
+def test_sign_flip_p_is_exact_for_few_pairs_and_estimated_for_many() -> None:
+    # all three pairs positive: only the all-plus and all-minus patterns are as extreme, 2 of 8
+    assert sign_flip_p([0.01, 0.02, 0.03]) == pytest.approx(0.25)
+    assert sign_flip_p([0.01] * 6) == pytest.approx(2 / 64)  # six pairs the smallest to decide at 0.05
+    assert sign_flip_p([0.02, -0.02]) == 1.0 and sign_flip_p([0.0, 0.0]) == 1.0
+    # observed 4 + 2 - 1 = 5; the patterns' sums are +-7, +-5, +-3, +-1: |sum| >= 5 in 4 of 8
+    assert sign_flip_p([4.0, 2.0, -1.0]) == pytest.approx(0.5)
+    diffs = [0.3, -0.1, 0.5, 0.2, -0.4, 0.6, 0.1, 0.25, -0.05, 0.35, 0.15, 0.45]
+    exact, drawn = sign_flip_p(diffs), sign_flip_p(diffs, exact_up_to=0)
+    assert 0.01 < exact < 0.2 and drawn == pytest.approx(exact, abs=0.01)
+    assert sign_flip_p(diffs, exact_up_to=0) == drawn  # seeded: repeatable
+    with pytest.raises(InputError, match="non-empty"):
+        sign_flip_p([])
+    with pytest.raises(InputError, match="expected 0 to 20"):
+        sign_flip_p([0.1], exact_up_to=40)
+
+
+def _final(sequence: str, seed: int, selector: str, miou: float, clicks: float, method: str = "hvsa-crf") -> ResultRow:
+    (_, last) = _rows(method=method, sequence=SequenceRef("davis", sequence, f"/data/davis/{sequence}"),
+                      miou=(0.1, miou), clicks=(1.0, clicks))  # fmt: skip
+    return replace(last, selector=selector, seed=seed)
+
+
+def test_selectors_are_compared_with_random_run_by_run() -> None:
+    rows = []
+    for seed in (0, 1, 2):
+        for i, seq in enumerate(("cows", "dog")):
+            base = 0.5 + 0.1 * i + 0.01 * seed  # sequences and seeds differ far more than the selectors
+            rows += [_final(seq, seed, "random", base, 1.8), _final(seq, seed, "hvsa", base + 0.02 + 0.01 * seed, 1.9)]
+    rows.append(_final("cows", 3, "hvsa", 0.9, 2.0))  # no random run to pair with: left out
+    rows += _rows(method="lp")  # another method: compared with its own random runs only, and it has none
+    (c,) = compare(rows, "selector", "random")
+    assert (c.contender, c.baseline, c.granularity, c.shared) == ("hvsa", "random", "frame", "hvsa-crf")
+    assert c.budget_pct == 2.0
+    assert c.pairs == 6 and c.wins == 6 and c.losses == 0
+    assert c.miou_diff == pytest.approx(0.03)
+    assert c.miou_diff_se == pytest.approx((0.00008 / 6) ** 0.5)  # diffs .02 .02 .03 .03 .04 .04: variance 8e-5
+    assert c.clicks_diff == pytest.approx(0.1)
+    assert c.p_value == pytest.approx(2 / 64) and c.verdict == "ahead"
+    # five pairs cannot decide, however large the difference
+    (few,) = compare([r for r in rows if not (r.seed == 2 and r.sequence == "dog")], "selector", "random")
+    assert few.pairs == 5 and few.p_value == pytest.approx(2 / 32) and few.verdict == "within chance"
+    # the mirror image is behind
+    mirror = {"hvsa": "random", "random": "hvsa"}
+    swapped = [replace(r, selector=mirror[r.selector]) for r in rows if r.method == "hvsa-crf"]
+    (back,) = compare(swapped, "selector", "random")
+    assert back.miou_diff == pytest.approx(-0.03) and back.verdict == "behind" and back.losses == 6
+    line = comparison_table([c]).splitlines()[2]
+    assert line == "| hvsa | random | frame | hvsa-crf | 2 % | 6 | +3.0 ± 0.4 | 6 / 0 | +0.10 | 0.031 | ahead |"
+    with pytest.raises(InputError, match="expected one of"):
+        compare(rows, "budget", "random")
+
+
+def test_methods_are_compared_with_lp_and_the_report_shows_both() -> None:
+    rows = [_final("cows", 0, "hvsa", 0.9, 2.0), _final("cows", 0, "hvsa", 0.6, 2.0, method="lp"),
+            _final("cows", 0, "random", 0.8, 1.5)]  # fmt: skip
+    (m,) = compare(rows, "method", "lp")
+    assert (m.contender, m.shared, m.pairs, m.miou_diff_se) == ("hvsa-crf", "hvsa", 1, None)
+    assert m.miou_diff == pytest.approx(0.3) and m.p_value == 1.0 and m.verdict == "within chance"
+    text = render_report(rows, {})
+    assert "### Against random selection and against lp, run by run" in text
+    assert "| hvsa-crf | lp | frame | hvsa | 2 % | 1 | +30.0 | 1 / 0 | +0.00 | 1.000 | within chance |" in text
+    assert "| hvsa | random | frame | hvsa-crf | 2 % | 1 | +10.0 | 1 / 0 | +0.50 | 1.000 | within chance |" in text
+    assert "run by run" not in render_report(_rows(), {})  # nothing to compare with: no section
 
 
 def test_fewest_clicks_picks_the_cheapest_point_and_its_granularity() -> None:

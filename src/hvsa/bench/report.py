@@ -3,10 +3,12 @@
 ``hvsa bench report DIR`` reads ``DIR/results.csv`` and writes ``DIR/report.md`` with, per
 dataset, a Figure-7-style plot (``DIR/figures/<dataset>.png``), a Table-1-style table (fewest
 clicks % reaching 80/85/90/95 % mIoU, and at which granularity), a Table-2-style table (mIoU,
-pixel accuracy and TC at each budget for finetune-only, lp, hvsa, hvsa-fused and hvsa-crf) and
-the seconds per iteration with the runs' peak memory. When ``DIR/bench.json`` exists (written
-by ``hvsa bench``) the commands that filled the folder and the machine are quoted too; nothing
-else is read.
+pixel accuracy and TC at each budget for finetune-only, lp, hvsa, hvsa-fused and hvsa-crf), a
+run-by-run comparison of every selector with random selection and of every method with ``lp``
+(the mean mIoU difference of runs on the same sequence with the same seed, and whether it is more
+than chance) and the seconds per iteration with the runs' peak memory. When ``DIR/bench.json``
+exists (written by ``hvsa bench``) the commands that filled the folder and the machine are quoted
+too; nothing else is read.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hvsa.bench.results import (
+    SIGNIFICANCE,
     TABLE1_TARGETS,
+    Comparison,
     Point,
     Reach,
     ResultRow,
     Timing,
     aggregate,
+    compare,
     complete_runs,
     fewest_clicks,
     fixed_budget_rows,
@@ -35,6 +40,7 @@ __all__ = [
     "markdown_table",
     "reach_table",
     "budget_table",
+    "comparison_table",
     "timing_table",
     "render_report",
     "write_report",
@@ -102,6 +108,25 @@ def budget_table(points: Sequence[Point], complete: int | None = None) -> str:
     return markdown_table(["method", "granularity", "selector", *(f"budget {b:g} %" for b in budgets)], body)
 
 
+def comparison_table(comparisons: Sequence[Comparison]) -> str:
+    """Run-by-run comparisons, one dataset: rows (contender, baseline, granularity, the shared
+    method or selector, budget), cells the pairs, the mean mIoU difference in points with its
+    standard error, the pairs won and lost, the mean difference in clicks % charged, the
+    sign-flip p-value and the verdict."""
+    body = []
+    for c in comparisons:
+        se = "" if c.miou_diff_se is None else f" ± {100 * c.miou_diff_se:.1f}"
+        body.append([
+            c.contender, c.baseline, c.granularity, c.shared, f"{c.budget_pct:g} %", str(c.pairs),
+            f"{100 * c.miou_diff:+.1f}{se}", f"{c.wins} / {c.losses}",
+            "-" if c.clicks_diff is None else f"{c.clicks_diff:+.2f}", f"{c.p_value:.3f}", c.verdict,
+        ])  # fmt: skip
+    return markdown_table(
+        ["contender", "against", "granularity", "with", "budget", "pairs", "mIoU difference, points",
+         "ahead / behind", "clicks % difference", "p", "verdict"], body
+    )  # fmt: skip
+
+
 def timing_table(rows: Sequence[Timing]) -> str:
     """Seconds per iteration: rows (method, granularity), columns select ... total, then the
     largest peak resident memory of a run, MiB."""
@@ -140,6 +165,7 @@ def render_report(rows: Sequence[ResultRow], figures: dict[str, str], bench: dic
     reach = fewest_clicks([p for p in points if p.runs >= complete[p.dataset]], TABLE1_TARGETS)
     budget = fixed_budget_rows(points)
     times = timings(rows)
+    comparisons = compare(rows, "selector", "random") + compare(rows, "method", "lp")
     runs = {r.run for r in rows}
     finished = {r.run for r in rows if r.final}
     out = ["# hvsa benchmark", ""]
@@ -171,6 +197,19 @@ def render_report(rows: Sequence[ResultRow], figures: dict[str, str], bench: dic
         out += ["### Quality at fixed budgets: mIoU / pixel accuracy / TC, % (Table 2 style)", ""]
         sub = [p for p in budget if p.dataset == dataset]
         out += [budget_table(sub, complete[dataset]) if sub else "No finetune-only, lp, hvsa, hvsa-fused or hvsa-crf runs.", ""]
+        against = [c for c in comparisons if c.dataset == dataset]
+        if against:
+            out += ["### Against random selection and against lp, run by run", ""]
+            out += [
+                "Each pair is two runs on the same sequence with the same seed that differ only in the"
+                " selector (or only in the method); the difference is the contender's final mIoU minus"
+                " the baseline's, its mean over the pairs ± its standard error. p is the two-sided"
+                " sign-flip p-value of that mean (how often flipping the pairs' signs at random gives"
+                f" a mean as far from zero); below {SIGNIFICANCE:g} the verdict is ahead or behind. With"
+                " n pairs p is at least 2 / 2^n, so five pairs or fewer never decide.",
+                "",
+            ]
+            out += [comparison_table(against), ""]
         out += ["### Seconds per iteration, and peak memory", ""]
         out += [timing_table([t for t in times if t.dataset == dataset]), ""]
     return "\n".join(out).rstrip() + "\n"

@@ -7,7 +7,9 @@ report shows is computed from these rows alone.
 
 A *point* (:class:`Point`) averages the final iteration of every run of one configuration
 (dataset, granularity, selector, method, budget) over the dataset's sequences and the seeds: it
-is one marker of a Figure-7-style curve.
+is one marker of a Figure-7-style curve. A *comparison* (:class:`Comparison`) pairs the runs of
+two configurations that differ in one factor (the selector, or the method) run by run, on the
+same sequence with the same seed, and says whether the difference is more than chance.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
+
+import numpy as np
 
 from hvsa.errors import InputError
 
@@ -37,6 +41,9 @@ __all__ = [
     "fixed_budget_rows",
     "complete_runs",
     "timings",
+    "Comparison",
+    "compare",
+    "sign_flip_p",
     "TABLE1_TARGETS",
     "TABLE2_METHODS",
 ]
@@ -317,3 +324,111 @@ def timings(rows: Sequence[ResultRow]) -> list[Timing]:
         )
         for key, g in sorted(groups.items())
     ]
+
+
+# ------------------------------------------------------------------------------ comparisons
+
+# a difference is called more than chance below this two-sided p-value
+SIGNIFICANCE = 0.05
+_FACTORS = ("selector", "method")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``contender`` against ``baseline`` in one ``factor`` ("selector" or "method"), the other
+    settings shared: ``granularity``, ``budget_pct`` and ``shared`` (the method when the factor
+    is the selector, the selector when it is the method).
+
+    The runs are paired by sequence and seed, final iterations only. ``miou_diff`` is the mean
+    of the pairs' mIoU differences (contender minus baseline, a fraction), ``miou_diff_se`` its
+    standard error (None for one pair), ``wins`` and ``losses`` the pairs the contender leads and
+    trails, ``clicks_diff`` the mean difference in clicks % charged (a selector that spends less
+    of its budget is expected to score less), ``p_value`` the two-sided sign-flip p-value of the
+    mean difference (:func:`sign_flip_p`).
+    """
+
+    dataset: str
+    factor: str
+    contender: str
+    baseline: str
+    granularity: str
+    shared: str
+    budget_pct: float
+    pairs: int
+    miou_diff: float
+    miou_diff_se: float | None
+    wins: int
+    losses: int
+    clicks_diff: float | None
+    p_value: float
+
+    @property
+    def verdict(self) -> str:
+        """"ahead", "behind" or "within chance" (p-value at least :data:`SIGNIFICANCE`)."""
+        if self.p_value >= SIGNIFICANCE or self.miou_diff == 0:
+            return "within chance"
+        return "ahead" if self.miou_diff > 0 else "behind"
+
+
+def sign_flip_p(diffs: Sequence[float], draws: int = 20000, seed: int = 0, exact_up_to: int = 16) -> float:
+    """Two-sided p-value of the mean of paired differences ``diffs`` under the null hypothesis
+    that each difference is as likely to have had the other sign (a paired randomisation test:
+    no assumption about their distribution). Exact, over all 2**n sign patterns, for n <=
+    ``exact_up_to``; otherwise estimated from ``draws`` random patterns (seeded, so repeatable).
+
+    With n pairs no p-value is below 2 / 2**n: five pairs or fewer cannot show a difference at
+    0.05.
+    """
+    if not 0 <= exact_up_to <= 20:
+        raise InputError(f"sign_flip_p: exact_up_to {exact_up_to}: expected 0 to 20 (2**n patterns are enumerated)")
+    d = np.asarray(diffs, dtype=np.float64)
+    if d.ndim != 1 or d.size == 0:
+        raise InputError(f"sign_flip_p: expected a non-empty list of differences, got shape {d.shape}")
+    n = d.size
+    exact = n <= exact_up_to
+    if exact:
+        bits = (np.arange(2**n)[:, None] >> np.arange(n)) & 1
+        signs = 1.0 - 2.0 * bits
+    else:
+        signs = np.random.default_rng(seed).choice((-1.0, 1.0), size=(draws, n))
+    observed = abs(d.sum())
+    extreme = np.count_nonzero(np.abs(signs @ d) >= observed - 1e-12 * max(1.0, observed))
+    if exact:
+        return float(extreme / signs.shape[0])
+    return float((extreme + 1) / (draws + 1))  # the observed pattern counts as one draw
+
+
+def compare(rows: Sequence[ResultRow], factor: str, baseline: str) -> list[Comparison]:
+    """Every configuration whose ``factor`` ("selector" or "method") is not ``baseline``,
+    against the ``baseline`` configuration with the same dataset, granularity, budget and other
+    factor, paired run by run (same sequence and seed; final iterations with an mIoU). Sorted by
+    dataset, granularity, shared factor, contender and budget; configurations with no pair are
+    left out."""
+    if factor not in _FACTORS:
+        raise InputError(f"compare: factor {factor!r}: expected one of {list(_FACTORS)}")
+    other = _FACTORS[1 - _FACTORS.index(factor)]
+    finals: dict[tuple, ResultRow] = {}  # (configuration but the factor, factor, sequence, seed) -> final row
+    for r in rows:
+        if r.final and r.miou is not None:
+            config = (r.dataset, r.granularity, getattr(r, other), r.budget_pct)
+            finals[(*config, getattr(r, factor), r.sequence, r.seed)] = r
+    cells: dict[tuple, list[tuple[ResultRow, ResultRow]]] = defaultdict(list)
+    for (dataset, granularity, shared, budget, name, sequence, seed), r in sorted(finals.items()):
+        base = finals.get((dataset, granularity, shared, budget, baseline, sequence, seed))
+        if name != baseline and base is not None:
+            cells[(dataset, granularity, shared, name, budget)].append((r, base))  # by sequence, seed
+    out = []
+    for (dataset, granularity, shared, name, budget), pairs in sorted(cells.items()):
+        diffs = [a.miou - b.miou for a, b in pairs]
+        n = len(diffs)
+        mean = sum(diffs) / n
+        se = math.sqrt(sum((x - mean) ** 2 for x in diffs) / (n - 1) / n) if n > 1 else None
+        clicks = [a.clicks_pct - b.clicks_pct for a, b in pairs if None not in (a.clicks_pct, b.clicks_pct)]
+        out.append(
+            Comparison(
+                dataset, factor, name, baseline, granularity, shared, budget, pairs=n, miou_diff=mean,
+                miou_diff_se=se, wins=sum(x > 0 for x in diffs), losses=sum(x < 0 for x in diffs),
+                clicks_diff=sum(clicks) / len(clicks) if clicks else None, p_value=sign_flip_p(diffs),
+            )
+        )  # fmt: skip
+    return out
