@@ -341,6 +341,9 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_bench_runs_a_grid_resumes_and_reports_from_the_csv_alone(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from hvsa.bench import runner
+
+    monkeypatch.setattr(runner, "usable_cores", lambda: 2)  # two workers, also on one core or under taskset
     out = tmp_path / "out"
     argv = ["bench", str(data), "--out", str(out), "--selector", "random", "--method", "hvsa,lp",
             "--budget-pct", "40", "--iterations", "2", "--epochs", "1", "--jobs", "2"]  # fmt: skip
