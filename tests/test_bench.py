@@ -241,6 +241,7 @@ def test_selectors_are_compared_with_random_run_by_run() -> None:
             base = 0.5 + 0.1 * i + 0.01 * seed  # sequences and seeds differ far more than the selectors
             rows += [_final(seq, seed, "random", base, 1.8), _final(seq, seed, "hvsa", base + 0.02 + 0.01 * seed, 1.9)]
     rows.append(_final("cows", 3, "hvsa", 0.9, 2.0))  # no random run to pair with: left out
+    rows += [_final("dog", 4, "hvsa", 0.9, 2.0), _final("dog", 4, "random", float("nan"), 2.0)]  # no mIoU: left out
     rows += _rows(method="lp")  # another method: compared with its own random runs only, and it has none
     (c,) = compare(rows, "selector", "random")
     assert (c.contender, c.baseline, c.granularity, c.shared) == ("hvsa", "random", "frame", "hvsa-crf")

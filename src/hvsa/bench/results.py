@@ -401,7 +401,8 @@ def sign_flip_p(diffs: Sequence[float], draws: int = 20000, seed: int = 0, exact
 def compare(rows: Sequence[ResultRow], factor: str, baseline: str) -> list[Comparison]:
     """Every configuration whose ``factor`` ("selector" or "method") is not ``baseline``,
     against the ``baseline`` configuration with the same dataset, granularity, budget and other
-    factor, paired run by run (same sequence and seed; final iterations with an mIoU). Sorted by
+    factor, paired run by run (same sequence and seed; final iterations with an mIoU, which
+    leaves out None and NaN as :func:`aggregate`'s means do). Sorted by
     dataset, granularity, shared factor, contender and budget; configurations with no pair are
     left out."""
     if factor not in _FACTORS:
@@ -409,7 +410,7 @@ def compare(rows: Sequence[ResultRow], factor: str, baseline: str) -> list[Compa
     other = _FACTORS[1 - _FACTORS.index(factor)]
     finals: dict[tuple, ResultRow] = {}  # (configuration but the factor, factor, sequence, seed) -> final row
     for r in rows:
-        if r.final and r.miou is not None:
+        if r.final and _mean([r.miou]) is not None:
             config = (r.dataset, r.granularity, getattr(r, other), r.budget_pct)
             finals[(*config, getattr(r, factor), r.sequence, r.seed)] = r
     cells: dict[tuple, list[tuple[ResultRow, ResultRow]]] = defaultdict(list)
@@ -423,12 +424,13 @@ def compare(rows: Sequence[ResultRow], factor: str, baseline: str) -> list[Compa
         n = len(diffs)
         mean = sum(diffs) / n
         se = math.sqrt(sum((x - mean) ** 2 for x in diffs) / (n - 1) / n) if n > 1 else None
-        clicks = [a.clicks_pct - b.clicks_pct for a, b in pairs if None not in (a.clicks_pct, b.clicks_pct)]
         out.append(
             Comparison(
                 dataset, factor, name, baseline, granularity, shared, budget, pairs=n, miou_diff=mean,
                 miou_diff_se=se, wins=sum(x > 0 for x in diffs), losses=sum(x < 0 for x in diffs),
-                clicks_diff=sum(clicks) / len(clicks) if clicks else None, p_value=sign_flip_p(diffs),
+                clicks_diff=_mean(None if None in (a.clicks_pct, b.clicks_pct) else a.clicks_pct - b.clicks_pct
+                                  for a, b in pairs),
+                p_value=sign_flip_p(diffs),
             )
         )  # fmt: skip
     return out
