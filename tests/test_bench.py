@@ -30,6 +30,7 @@ from hvsa.bench.results import (
     complete_runs,
     fewest_clicks,
     fixed_budget_rows,
+    merge_results,
     read_results,
     rows_from_report,
     sign_flip_p,
@@ -167,6 +168,35 @@ def test_results_written_before_peak_memory_read_it_as_unmeasured(tmp_path: Path
         csv.writer(f).writerows(old)
     assert read_results(tmp_path / "old.csv") == [replace(r, peak_rss_mb=None) for r in rows]
     assert [r.peak_rss_mb for r in read_results(path)] == [500.0, 600.0]
+
+
+def test_merge_results_keeps_each_run_once_and_refuses_a_run_that_differs() -> None:
+    a = _rows(miou=(0.5, float("nan")))  # NaN equals itself here: a copy of a folder is the same run
+    b = _rows(sequence=SequenceRef("davis", "dog", "/data/davis/dog"))
+    c = _rows("lp")
+    merged = merge_results([("one", a + c), ("two", b), ("copy of one", list(a))])
+    assert [(r.run, r.iteration) for r in merged] == [(r.run, r.iteration) for r in a + c + b]
+    other = [replace(r, miou=0.9) if r.final else r for r in a]  # the same run made again elsewhere
+    with pytest.raises(InputError, match=f"run {a[0].run} is in one and in two with other results"):
+        merge_results([("one", a), ("two", other)])
+    with pytest.raises(InputError, match="with other results"):  # one iteration more is another result too
+        merge_results([("one", a[:1]), ("two", a)])
+    assert merge_results([]) == []
+
+
+def test_settings_differences_name_the_nested_settings_that_differ() -> None:
+    from hvsa.bench.runner import settings_differences
+
+    base = {"iterations": 3, "finetune": {"crop": 0.5, "lr": 0.004, "view_share": 0.5}, "size": None}
+    wider = {**base, "finetune": {**base["finetune"], "crop": 0.75}}
+    assert settings_differences([{"settings": base}, {"settings": wider}, {}]) == ["finetune.crop"]  # {}: no bench.json
+    assert settings_differences([{"settings": base}, {"settings": base}]) == []
+    # a folder from before view_share existed ran with 0.0, the value an added field reads as
+    older = {**base, "finetune": {"crop": 0.5, "lr": 0.004}}
+    assert settings_differences([{"settings": base}, {"settings": older}]) == ["finetune.view_share"]
+    assert settings_differences([{"settings": {**base, "finetune": {**base["finetune"], "view_share": 0.0}}},
+                                 {"settings": older}]) == []  # fmt: skip
+    assert settings_differences([{"settings": base}, {"settings": {**base, "iterations": 5}}]) == ["iterations"]
 
 
 def test_aggregate_averages_final_iterations_over_sequences() -> None:
@@ -402,12 +432,37 @@ def test_bench_runs_a_grid_resumes_and_reports_from_the_csv_alone(
     assert f"| lp | frame | random | {100 * p_lp.miou:.1f} / " in md
     assert (out / "report.md").read_text().replace("\n", "").count("| lp | frame |") >= 2  # budget + timing tables
 
+    # the runs of two folders in one report: here one folder per sequence, one of them with a wider crop
+    halves = {}
+    for seq in "ab":
+        halves[seq] = tmp_path / f"half-{seq}"
+        halves[seq].mkdir()
+        write_results(halves[seq] / "results.csv", [r for r in rows if r.sequence == seq])
+        settings = json.loads(json.dumps(bench["settings"]))
+        settings["finetune"]["crop"] = 0.75 if seq == "b" else settings["finetune"]["crop"]
+        (halves[seq] / "bench.json").write_text(json.dumps({**bench, "settings": settings}))
+    merged = tmp_path / "merged"
+    assert main(["bench", "report", str(halves["a"]), str(halves["b"]), "--out", str(merged)]) == 0
+    text = (merged / "report.md").read_text()
+    assert f"Merged from 2 folders: `{halves['a']}`, `{halves['b']}`. **Their settings differ** in `finetune.crop`" in text
+    assert f"| hvsa | frame | random | {100 * p_hvsa.miou:.1f} / " in text  # both sequences' runs, as in one folder
+    assert text.count("```\nhvsa bench ") == 1 and (merged / "figures" / "synth.png").is_file()
+    assert not (halves["a"] / "report.md").exists()  # the folders read are left as they were
+    assert main(["bench", "report", str(halves["a"]), str(out), "--out", str(tmp_path / "m2")]) == 0  # a's runs twice
+    assert "Merged from 2 folders" in (text := (tmp_path / "m2" / "report.md").read_text()) and "settings differ" not in text
+    write_results(halves["b"] / "results.csv", [replace(r, miou=0.0) for r in rows if r.sequence == "b"])
+    assert main(["bench", "report", str(halves["b"]), str(out), "--out", str(tmp_path / "m3")]) == 2
+    assert "frame-random-hvsa-b40-s0 is in" in capsys.readouterr().err  # a run made twice, with other results
+    assert main(["bench", "report", str(halves["a"]), str(halves["b"]), "--out", str(out)]) == 2
+    assert "holds the results.csv of another grid" in capsys.readouterr().err
+
 
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
         (["bench", "{data}"], "--out DIR is required"),
-        (["bench", "report"], "expected one folder"),
+        (["bench", "report"], "expected a bench folder"),
+        (["bench", "report", "{tmp}", "{tmp}"], "several folders need --out"),
         (["bench", "report", "{tmp}"], "no results file"),
         (["bench", "{data}", "--out", "{tmp}/o", "--method", "magic"], "unknown method 'magic'"),
         (["bench", "{data}", "--out", "{tmp}/o", "--budget-pct", "1,x"], "'x' is not a float"),

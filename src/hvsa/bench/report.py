@@ -9,6 +9,10 @@ run-by-run comparison of every selector with random selection and of every metho
 than chance) and the seconds per iteration with the runs' peak memory. When ``DIR/bench.json``
 exists (written by ``hvsa bench``) the commands that filled the folder and the machine are quoted
 too; nothing else is read.
+
+``hvsa bench report DIR... --out OUT`` does the same for the runs of several folders together
+(an experiment whose seeds or selectors ran into separate folders, one per core, say), written
+to ``OUT``; the report names the folders and any setting their ``bench.json`` files disagree on.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ from hvsa.bench.results import (
     complete_runs,
     fewest_clicks,
     fixed_budget_rows,
+    merge_results,
     read_results,
     timings,
 )
+from hvsa.errors import InputError
 
 __all__ = [
     "markdown_table",
@@ -156,9 +162,14 @@ def _bench_commands(bench: dict) -> list[str]:
     return list(dict.fromkeys(c for c in listed if c))
 
 
-def render_report(rows: Sequence[ResultRow], figures: dict[str, str], bench: dict | None = None) -> str:
+def render_report(
+    rows: Sequence[ResultRow], figures: dict[str, str], bench: dict | None = None,
+    sources: Sequence[str] = (), differing: Sequence[str] = (),
+) -> str:  # fmt: skip
     """The Markdown report of ``rows``; ``figures`` maps a dataset to its figure's relative path,
-    ``bench`` is the content of ``bench.json`` (commands, machine) when known."""
+    ``bench`` is the content of ``bench.json`` (commands, machine) when known. For rows merged
+    from several folders, ``sources`` names the folders and ``differing`` the settings their
+    ``bench.json`` files disagree on; ``bench["machines"]`` may then list several machines."""
     points = aggregate(rows)
     complete = complete_runs(points)
     # a partial point's mean is over other sequences than the rest: it cannot be Table 1's answer
@@ -176,14 +187,23 @@ def render_report(rows: Sequence[ResultRow], figures: dict[str, str], bench: dic
         " With several seeds, Table 2 gives the lowest and highest of the seeds' mean mIoUs and the"
         " figure draws them as a bar."
     )
+    if len(sources) > 1:
+        out += ["", f"Merged from {len(sources)} folders: " + ", ".join(f"`{f}`" for f in sources) + "."]
+        if differing:
+            out[-1] += (
+                " **Their settings differ** in " + ", ".join(f"`{k}`" for k in differing) + ": a point or a pair"
+                " may mix runs made with different settings."
+            )
     if bench:
         commands = _bench_commands(bench)
         if commands:  # none when every command ran in process
             out += ["", "Command:" if len(commands) == 1 else "Commands, in the order they first ran:", ""]
             out += ["```", *commands, "```"]
-        machine = bench.get("machine") or {}
-        if machine:
-            out += ["", "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items())]
+        machines = bench.get("machines") or [bench.get("machine") or {}]
+        machines = [m for m in machines if m]
+        if machines:
+            label = "Machine: " if len(machines) == 1 else "Machines: "
+            out += ["", label + "; ".join(", ".join(f"{k} {v}" for k, v in m.items()) for m in machines)]
     for dataset in sorted({r.dataset for r in rows}):
         out += ["", f"## {dataset}", ""]
         if dataset in figures:
@@ -215,23 +235,55 @@ def render_report(rows: Sequence[ResultRow], figures: dict[str, str], bench: dic
     return "\n".join(out).rstrip() + "\n"
 
 
-def write_report(folder: str | os.PathLike) -> Path:
-    """Regenerate ``folder/report.md`` and ``folder/figures/`` from ``folder/results.csv``."""
+def _merge_benches(benches: Sequence[dict]) -> dict:
+    """One ``bench.json``-like content for several folders: every command in folder order, and
+    the distinct machines."""
+    commands = [c for b in benches for c in _bench_commands(b)]
+    machines = []
+    for b in benches:
+        if b.get("machine") and b["machine"] not in machines:
+            machines.append(b["machine"])
+    return {"commands": [{"command": c} for c in dict.fromkeys(commands)], "machines": machines}
+
+
+def write_report(
+    folders: str | os.PathLike | Sequence[str | os.PathLike], out: str | os.PathLike | None = None
+) -> Path:
+    """Regenerate ``report.md`` and ``figures/`` from the ``results.csv`` of one bench folder
+    (written into it, unless ``out`` names another folder) or of several together (into
+    ``out``, required then: a merged report belongs to none of them). Returns the report's path.
+    """
     from hvsa.bench.plots import curves_figure
 
-    folder = Path(folder)
-    rows = read_results(folder / "results.csv")
+    if isinstance(folders, (str, os.PathLike)):
+        folders = [folders]
+    folders = [Path(f) for f in folders]
+    if not folders:
+        raise InputError("bench report: expected at least one bench folder")
+    if out is None:
+        if len(folders) > 1:
+            raise InputError("bench report: several folders need --out DIR, a folder for the merged report")
+        out = folders[0]
+    out = Path(out)
+    if out.resolve() not in {f.resolve() for f in folders} and (out / "results.csv").is_file():
+        raise InputError(f"{out}: holds the results.csv of another grid; write the report into another folder")
+    rows = merge_results([(str(f), read_results(f / "results.csv")) for f in folders])
+    benches = [json.loads((f / "bench.json").read_text()) if (f / "bench.json").is_file() else {} for f in folders]
+    if len(folders) == 1:
+        bench, differing = benches[0] or None, []
+    else:
+        from hvsa.bench.runner import settings_differences
+
+        bench, differing = _merge_benches(benches), settings_differences(benches)
+    out.mkdir(parents=True, exist_ok=True)
     points = aggregate(rows)
     figures = {}
     for dataset in sorted({p.dataset for p in points}):
         name = f"figures/{_slug(dataset)}.png"
-        curves_figure(folder / name, [p for p in points if p.dataset == dataset], title=dataset)
+        curves_figure(out / name, [p for p in points if p.dataset == dataset], title=dataset)
         figures[dataset] = name
-    bench = None
-    if (folder / "bench.json").is_file():
-        bench = json.loads((folder / "bench.json").read_text())
-    path = folder / "report.md"
+    path = out / "report.md"
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_report(rows, figures, bench))
+    tmp.write_text(render_report(rows, figures, bench, sources=[str(f) for f in folders], differing=differing))
     os.replace(tmp, path)
     return path

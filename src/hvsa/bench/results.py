@@ -36,6 +36,7 @@ __all__ = [
     "rows_from_report",
     "write_results",
     "read_results",
+    "merge_results",
     "aggregate",
     "fewest_clicks",
     "fixed_budget_rows",
@@ -174,6 +175,37 @@ def read_results(path: str | os.PathLike) -> list[ResultRow]:
             return [ResultRow(**{c: _PARSE[c](rec[c]) for c in present}) for rec in reader]
         except ValueError as e:
             raise InputError(f"{path}: line {reader.line_num}: {e}") from None
+
+
+def _row_key(r: ResultRow) -> tuple:
+    """``r``'s values with NaN made comparable (NaN != NaN would make a run unequal to itself)."""
+    return tuple("nan" if isinstance(v, float) and math.isnan(v) else v for v in astuple(r))
+
+
+def merge_results(sources: Sequence[tuple[str, Sequence[ResultRow]]]) -> list[ResultRow]:
+    """The rows of several results files as one list: ``sources`` holds (name, rows) pairs,
+    one per file (the name only shows in errors), and the rows keep their order.
+
+    A run found in more than one source must have the same rows in each (a folder given twice,
+    or a copy of one) and is kept once. A run whose rows differ between two sources is an error:
+    the rows cannot tell which to believe (the same configuration run again into another folder,
+    perhaps with other settings). Folders to merge hold different runs: other seeds, sequences,
+    budgets or selectors of one experiment.
+    """
+    merged: dict[str, tuple[str, list[ResultRow]]] = {}
+    for name, rows in sources:
+        runs: dict[str, list[ResultRow]] = defaultdict(list)
+        for r in rows:
+            runs[r.run].append(r)
+        for run, own in runs.items():
+            if run not in merged:
+                merged[run] = (name, own)
+            elif [_row_key(r) for r in merged[run][1]] != [_row_key(r) for r in own]:
+                raise InputError(
+                    f"run {run} is in {merged[run][0]} and in {name} with other results; merge folders"
+                    " that hold different runs (other seeds, sequences, budgets or selectors), or leave one out"
+                )
+    return [r for _, own in merged.values() for r in own]
 
 
 # ---------------------------------------------------------------------------------- scoring

@@ -37,7 +37,7 @@ from hvsa.memory import reset_peak
 from hvsa.pretrain import PretrainConfig
 from hvsa.threads import limit_threads, usable_cores
 
-__all__ = ["BenchSettings", "BenchOutcome", "run_bench", "collect_results", "machine_info"]
+__all__ = ["BenchSettings", "BenchOutcome", "run_bench", "collect_results", "machine_info", "settings_differences"]
 
 _BENCH_FILE = "bench.json"
 _RUN_FILE = "run.json"
@@ -320,6 +320,26 @@ def _with_added_fields(saved: dict) -> dict:
         if isinstance(saved.get(key), dict):
             saved[key] = added | saved[key]
     return saved
+
+
+def _flat(settings: dict, prefix: str = "") -> dict[str, object]:
+    """Nested settings as {"finetune.crop": 0.5, ...}."""
+    out: dict[str, object] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            out |= _flat(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def settings_differences(benches: Sequence[dict]) -> list[str]:
+    """The settings (dotted, e.g. ``finetune.crop``) that are not the same in every one of
+    ``benches`` (``bench.json`` contents) that records its settings; fields added since a folder
+    was written count as the value it ran with."""
+    flat = [_flat(_with_added_fields(b["settings"])) for b in benches if isinstance(b.get("settings"), dict)]
+    keys = sorted({k for f in flat for k in f})
+    return [k for k in keys if len({json.dumps(f.get(k)) for f in flat}) > 1]
 
 
 # ---------------------------------------------------------------------------------- driver

@@ -2,6 +2,7 @@
 
     hvsa bench DATA... --out DIR [grid flags]     run (or resume) a grid, then write the report
     hvsa bench report DIR                         regenerate the report from DIR/results.csv
+    hvsa bench report DIR... --out OUT            one report on the runs of several folders
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         " under DATA (a sequence is a folder with frames/, labels/, classes.json), in parallel processes"
         " (at most one per core). Finished runs are skipped, interrupted ones resume. Writes"
         " DIR/results.csv (one row per run and iteration), DIR/report.md and DIR/figures/."
-        " `hvsa bench report DIR` regenerates the report from DIR/results.csv alone.",
+        " `hvsa bench report DIR` regenerates the report from DIR/results.csv alone;"
+        " `hvsa bench report DIR... --out OUT` reports the runs of several folders together.",
         epilog=f"example: {EXAMPLE}",
     )
-    p.add_argument("data", nargs="+", metavar="DATA", help="data folders, or: report DIR")
-    p.add_argument("--out", "-o", help="bench folder (created, or resumed with the same settings)")
+    p.add_argument("data", nargs="+", metavar="DATA", help="data folders, or: report DIR...")
+    p.add_argument("--out", "-o", help="bench folder (created, or resumed with the same settings); with"
+                   " report, the folder to write the report into (required for several folders)")
     g = p.add_argument_group("grid (comma-separated lists)")
     g.add_argument("--granularity", "-g", default="frame", help="frame, rec<N>, sp<N> (default frame)")
     g.add_argument("--selector", "-s", default="hvsa", help="hvsa, hvsa-balanced, hvsa-disagree, random, uncertainty, diversity (default hvsa)")
@@ -61,11 +64,11 @@ def run(args: argparse.Namespace) -> int:
     from hvsa.errors import InputError
 
     if args.data[0] == "report":
-        if len(args.data) != 2:
-            raise InputError("bench report: expected one folder, as in `hvsa bench report DIR`")
+        if len(args.data) < 2:
+            raise InputError("bench report: expected a bench folder, as in `hvsa bench report DIR`")
         from hvsa.bench.report import write_report
 
-        print(f"wrote {write_report(args.data[1])}")
+        print(f"wrote {write_report(args.data[1:], out=args.out)}")
         return 0
     if not args.out:
         raise InputError("bench: --out DIR is required to run a grid")
