@@ -290,7 +290,17 @@ def test_selectors_are_compared_with_random_run_by_run() -> None:
     (back,) = compare(swapped, "selector", "random")
     assert back.miou_diff == pytest.approx(-0.03) and back.verdict == "behind" and back.losses == 6
     line = comparison_table([c]).splitlines()[2]
-    assert line == "| hvsa | random | frame | hvsa-crf | 2 % | 6 | +3.0 ± 0.4 | 6 / 0 | +0.10 | 0.031 | ahead |"
+    assert line == "| hvsa | random | frame | hvsa-crf | 2 % | 6 | +3.0 ± 0.4 | 6 / 0 | +0.10 | 0.031 | ahead | 2 | 0.500 |"
+    # over sequences: two, whose mean differences (+3 points each) allow no p below 2 / 4
+    assert c.sequences == 2 and c.p_sequences == pytest.approx(0.5)
+    # many seeds of one sequence make the runs' test confident, not the sequences' one
+    lopsided = [_final("cows", seed, sel, 0.5 + (0.03 if sel == "hvsa" else 0.0), 2.0)
+                for seed in range(6) for sel in ("hvsa", "random")]
+    lopsided += [_final("dog", 0, "hvsa", 0.59, 2.0), _final("dog", 0, "random", 0.6, 2.0)]
+    (side,) = compare(lopsided, "selector", "random")
+    # runs: +3 x 6 and -1; only flipping all or dog's alone is as extreme, 4 patterns of 128
+    assert side.pairs == 7 and side.p_value == pytest.approx(4 / 128) and side.verdict == "ahead"
+    assert side.sequences == 2 and side.p_sequences == 1.0  # +3 and -1: every sign pattern is as far from 0
     with pytest.raises(InputError, match="expected one of"):
         compare(rows, "budget", "random")
 
@@ -303,8 +313,8 @@ def test_methods_are_compared_with_lp_and_the_report_shows_both() -> None:
     assert m.miou_diff == pytest.approx(0.3) and m.p_value == 1.0 and m.verdict == "within chance"
     text = render_report(rows, {})
     assert "### Against random selection and against lp, run by run" in text
-    assert "| hvsa-crf | lp | frame | hvsa | 2 % | 1 | +30.0 | 1 / 0 | +0.00 | 1.000 | within chance |" in text
-    assert "| hvsa | random | frame | hvsa-crf | 2 % | 1 | +10.0 | 1 / 0 | +0.50 | 1.000 | within chance |" in text
+    assert "| hvsa-crf | lp | frame | hvsa | 2 % | 1 | +30.0 | 1 / 0 | +0.00 | 1.000 | within chance | 1 | 1.000 |" in text
+    assert "| hvsa | random | frame | hvsa-crf | 2 % | 1 | +10.0 | 1 / 0 | +0.50 | 1.000 | within chance | 1 | 1.000 |" in text
     assert "run by run" not in render_report(_rows(), {})  # nothing to compare with: no section
 
 

@@ -376,7 +376,13 @@ class Comparison:
     standard error (None for one pair), ``wins`` and ``losses`` the pairs the contender leads and
     trails, ``clicks_diff`` the mean difference in clicks % charged (a selector that spends less
     of its budget is expected to score less), ``p_value`` the two-sided sign-flip p-value of the
-    mean difference (:func:`sign_flip_p`).
+    mean difference (:func:`sign_flip_p`), which the verdict reads.
+
+    ``p_value`` takes every pair as independent, which says whether the contender is ahead on
+    these sequences (the seeds vary the runs' random choices). Whether it would be ahead on
+    other videos of the kind is a question about sequences: ``sequences`` counts them and
+    ``p_sequences`` is the sign-flip p-value of their mean differences (each sequence's pairs
+    averaged first), stricter, and undecidable with five sequences or fewer.
     """
 
     dataset: str
@@ -393,6 +399,8 @@ class Comparison:
     losses: int
     clicks_diff: float | None
     p_value: float
+    sequences: int = 0
+    p_sequences: float = 1.0
 
     @property
     def verdict(self) -> str:
@@ -453,6 +461,9 @@ def compare(rows: Sequence[ResultRow], factor: str, baseline: str) -> list[Compa
     out = []
     for (dataset, granularity, shared, name, budget), pairs in sorted(cells.items()):
         diffs = [a.miou - b.miou for a, b in pairs]
+        per_sequence: dict[str, list[float]] = defaultdict(list)
+        for (a, _), d in zip(pairs, diffs):
+            per_sequence[a.sequence].append(d)
         n = len(diffs)
         mean = sum(diffs) / n
         se = math.sqrt(sum((x - mean) ** 2 for x in diffs) / (n - 1) / n) if n > 1 else None
@@ -462,7 +473,8 @@ def compare(rows: Sequence[ResultRow], factor: str, baseline: str) -> list[Compa
                 miou_diff_se=se, wins=sum(x > 0 for x in diffs), losses=sum(x < 0 for x in diffs),
                 clicks_diff=_mean(None if None in (a.clicks_pct, b.clicks_pct) else a.clicks_pct - b.clicks_pct
                                   for a, b in pairs),
-                p_value=sign_flip_p(diffs),
+                p_value=sign_flip_p(diffs), sequences=len(per_sequence),
+                p_sequences=sign_flip_p([sum(v) / len(v) for v in per_sequence.values()]),
             )
         )  # fmt: skip
     return out
