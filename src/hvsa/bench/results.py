@@ -399,8 +399,8 @@ class Comparison:
     losses: int
     clicks_diff: float | None
     p_value: float
-    sequences: int = 0
-    p_sequences: float = 1.0
+    sequences: int
+    p_sequences: float
 
     @property
     def verdict(self) -> str:
