@@ -290,7 +290,7 @@ def test_selectors_are_compared_with_random_run_by_run() -> None:
     (back,) = compare(swapped, "selector", "random")
     assert back.miou_diff == pytest.approx(-0.03) and back.verdict == "behind" and back.losses == 6
     line = comparison_table([c]).splitlines()[2]
-    assert line == "| hvsa | random | frame | hvsa-crf | 2 % | 6 | +3.0 ± 0.4 | 6 / 0 | +0.10 | 0.031 | ahead | 2 | 0.500 |"
+    assert line == "| hvsa | random | frame | hvsa-crf | 2 % | 6 | +3.0 ± 0.4 | 6 / 0 | +0.10 | 0.031 | ahead | about 6 | 2 | 0.500 |"
     # over sequences: two, whose mean differences (+3 points each) allow no p below 2 / 4
     assert c.sequences == 2 and c.p_sequences == pytest.approx(0.5)
     # many seeds of one sequence make the runs' test confident, not the sequences' one
@@ -301,6 +301,12 @@ def test_selectors_are_compared_with_random_run_by_run() -> None:
     # runs: +3 x 6 and -1; only flipping all or dog's alone is as extreme, 4 patterns of 128
     assert side.pairs == 7 and side.p_value == pytest.approx(4 / 128) and side.verdict == "ahead"
     assert side.sequences == 2 and side.p_sequences == 1.0  # +3 and -1: every sign pattern is as far from 0
+    # a small lead in a wide spread takes many pairs: mean +1, sd 3 points: 7.85 x 9 = 70.6
+    plan = replace(side, miou_diff=0.01, miou_diff_se=0.03 / 16**0.5, pairs=16)
+    assert plan.pairs_needed == 71
+    assert replace(plan, miou_diff=-0.01).pairs_needed == 71 and replace(plan, miou_diff=0.0).pairs_needed is None
+    assert c.pairs_needed == 6  # a lead far larger than its spread still needs the six pairs the test needs
+    assert "| more than 1000 |" in comparison_table([replace(plan, miou_diff=0.0005)])  # 7.85 x 3600
     with pytest.raises(InputError, match="expected one of"):
         compare(rows, "budget", "random")
 
@@ -313,8 +319,8 @@ def test_methods_are_compared_with_lp_and_the_report_shows_both() -> None:
     assert m.miou_diff == pytest.approx(0.3) and m.p_value == 1.0 and m.verdict == "within chance"
     text = render_report(rows, {})
     assert "### Against random selection and against lp, run by run" in text
-    assert "| hvsa-crf | lp | frame | hvsa | 2 % | 1 | +30.0 | 1 / 0 | +0.00 | 1.000 | within chance | 1 | 1.000 |" in text
-    assert "| hvsa | random | frame | hvsa-crf | 2 % | 1 | +10.0 | 1 / 0 | +0.50 | 1.000 | within chance | 1 | 1.000 |" in text
+    assert "| hvsa-crf | lp | frame | hvsa | 2 % | 1 | +30.0 | 1 / 0 | +0.00 | 1.000 | within chance | - | 1 | 1.000 |" in text
+    assert "| hvsa | random | frame | hvsa-crf | 2 % | 1 | +10.0 | 1 / 0 | +0.50 | 1.000 | within chance | - | 1 | 1.000 |" in text
     assert "run by run" not in render_report(_rows(), {})  # nothing to compare with: no section
 
 

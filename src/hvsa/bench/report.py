@@ -114,11 +114,18 @@ def budget_table(points: Sequence[Point], complete: int | None = None) -> str:
     return markdown_table(["method", "granularity", "selector", *(f"budget {b:g} %" for b in budgets)], body)
 
 
+def _pairs_needed(n: int | None) -> str:
+    if n is None:
+        return "-"
+    return "more than 1000" if n > 1000 else f"about {n}"  # past that, no difference worth planning for
+
+
 def comparison_table(comparisons: Sequence[Comparison]) -> str:
     """Run-by-run comparisons, one dataset: rows (contender, baseline, granularity, the shared
     method or selector, budget), cells the pairs, the mean mIoU difference in points with its
     standard error, the pairs won and lost, the mean difference in clicks % charged, the
-    sign-flip p-value and the verdict, then the sequences and the p-value over sequences."""
+    sign-flip p-value and the verdict, the pairs a verdict would take, then the sequences and
+    the p-value over sequences."""
     body = []
     for c in comparisons:
         se = "" if c.miou_diff_se is None else f" ± {100 * c.miou_diff_se:.1f}"
@@ -126,11 +133,12 @@ def comparison_table(comparisons: Sequence[Comparison]) -> str:
             c.contender, c.baseline, c.granularity, c.shared, f"{c.budget_pct:g} %", str(c.pairs),
             f"{100 * c.miou_diff:+.1f}{se}", f"{c.wins} / {c.losses}",
             "-" if c.clicks_diff is None else f"{c.clicks_diff:+.2f}", f"{c.p_value:.3f}", c.verdict,
-            str(c.sequences), f"{c.p_sequences:.3f}",
+            _pairs_needed(c.pairs_needed), str(c.sequences), f"{c.p_sequences:.3f}",
         ])  # fmt: skip
     return markdown_table(
         ["contender", "against", "granularity", "with", "budget", "pairs", "mIoU difference, points",
-         "ahead / behind", "clicks % difference", "p", "verdict", "sequences", "p over sequences"], body
+         "ahead / behind", "clicks % difference", "p", "verdict", "pairs a verdict takes", "sequences",
+         "p over sequences"], body
     )  # fmt: skip
 
 
@@ -227,7 +235,9 @@ def render_report(
                 " the baseline's, its mean over the pairs ± its standard error. p is the two-sided"
                 " sign-flip p-value of that mean (how often flipping the pairs' signs at random gives"
                 f" a mean as far from zero); below {SIGNIFICANCE:g} the verdict is ahead or behind. With"
-                " n pairs p is at least 2 / 2^n, so five pairs or fewer never decide. That p takes the"
+                " n pairs p is at least 2 / 2^n, so five pairs or fewer never decide. \"Pairs a verdict"
+                " takes\" is about how many pairs a difference this large, spread as these are, needs"
+                " to be called 4 times in 5 (a normal approximation, for planning more seeds). That p takes the"
                 " pairs as independent: it asks whether the contender is ahead on these sequences."
                 " Whether it would be ahead on other videos is asked by the last column, the same test"
                 " on the sequences' mean differences (their seeds' pairs averaged first).",
