@@ -385,7 +385,9 @@ class Comparison:
     these sequences (the seeds vary the runs' random choices). Whether it would be ahead on
     other videos of the kind is a question about sequences: ``sequences`` counts them and
     ``p_sequences`` is the sign-flip p-value of their mean differences (each sequence's pairs
-    averaged first), stricter, and undecidable with five sequences or fewer.
+    averaged first). It has fewer units, so it cannot decide with five sequences or fewer, but
+    averaging a sequence's seeds also averages away their noise: where single runs swing far
+    (one seed collapses), it can decide when the test over runs does not.
     """
 
     dataset: str
