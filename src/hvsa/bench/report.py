@@ -250,14 +250,14 @@ def render_report(
 
 
 def _merge_benches(benches: Sequence[dict]) -> dict:
-    """One ``bench.json``-like content for several folders: every command in folder order, and
-    the distinct machines."""
-    commands = [c for b in benches for c in _bench_commands(b)]
+    """One ``bench.json``-like content for several folders: every command in folder order
+    (:func:`_bench_commands` drops the repeats when the report reads them), and the distinct
+    machines."""
     machines = []
     for b in benches:
         if b.get("machine") and b["machine"] not in machines:
             machines.append(b["machine"])
-    return {"commands": [{"command": c} for c in dict.fromkeys(commands)], "machines": machines}
+    return {"commands": [{"command": c} for b in benches for c in _bench_commands(b)], "machines": machines}
 
 
 def write_report(

@@ -364,7 +364,8 @@ def timings(rows: Sequence[ResultRow]) -> list[Timing]:
 # a difference is called more than chance below this two-sided p-value
 SIGNIFICANCE = 0.05
 _POWER = 0.8  # the chance of a verdict that Comparison.pairs_needed plans for
-_FEWEST_DECIDING = 6  # the fewest pairs whose sign-flip p-value can fall below 0.05 (2 / 2**6)
+# the fewest pairs whose sign-flip p-value (at least 2 / 2**n) can fall below SIGNIFICANCE: 6
+_FEWEST_DECIDING = math.floor(math.log2(2 / SIGNIFICANCE)) + 1
 _FACTORS = ("selector", "method")
 
 
