@@ -448,6 +448,19 @@ def test_bench_runs_a_grid_resumes_and_reports_from_the_csv_alone(
     assert f"| lp | frame | random | {100 * p_lp.miou:.1f} / " in md
     assert (out / "report.md").read_text().replace("\n", "").count("| lp | frame |") >= 2  # budget + timing tables
 
+    # the grid flags choose the runs reported; a value no run holds is named
+    assert main(["bench", "report", str(alone), "--method", "lp", "--seeds", "0", "--out", str(tmp_path / "lp")]) == 0
+    md = (tmp_path / "lp" / "report.md").read_text()
+    assert "Only the runs with method lp; seed 0:" in md and "4 runs" not in md and "2 runs (2 finished)" in md
+    assert f"| lp | frame | random | {100 * p_lp.miou:.1f} / " in md and "| hvsa | frame |" not in md
+    assert main(["bench", "report", str(alone), "--budget-pct", "40", "--out", str(tmp_path / "b40")]) == 0
+    assert "Only the runs with budget 40 %:" in (tmp_path / "b40" / "report.md").read_text()
+    assert main(["bench", "report", str(alone), "--selector", "hvsa,random", "--out", str(tmp_path / "x")]) == 2
+    assert "no run has selector hvsa; the runs hold random" in capsys.readouterr().err
+    assert main(["bench", "report", str(alone), "--method", "lp", "--seeds", "3", "--out", str(tmp_path / "x")]) == 2
+    assert "no run of those has seed 3; the runs hold 0" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
     # the runs of two folders in one report: here one folder per sequence, one of them with a wider crop
     halves = {}
     for seq in "ab":
@@ -480,6 +493,9 @@ def test_bench_runs_a_grid_resumes_and_reports_from_the_csv_alone(
         (["bench", "report"], "expected a bench folder"),
         (["bench", "report", "{tmp}", "{tmp}"], "several folders need --out"),
         (["bench", "report", "{tmp}"], "no results file"),
+        (["bench", "report", "{tmp}", "--iterations", "5", "--jobs", "1"], "--iterations, --jobs belong to running a grid"),
+        (["bench", "report", "{tmp}", "--crop", "0.75"], "--crop belongs to running a grid"),
+        (["bench", "report", "{tmp}", "--budget-pct", "2,x"], "'x' is not a float"),
         (["bench", "{data}", "--out", "{tmp}/o", "--method", "magic"], "unknown method 'magic'"),
         (["bench", "{data}", "--out", "{tmp}/o", "--budget-pct", "1,x"], "'x' is not a float"),
         (["bench", "{tmp}", "--out", "{tmp}/o"], "no labelled sequence"),

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from hvsa.bench.results import (
@@ -38,6 +38,7 @@ from hvsa.bench.results import (
     fixed_budget_rows,
     merge_results,
     read_results,
+    select_rows,
     timings,
 )
 from hvsa.errors import InputError
@@ -173,12 +174,13 @@ def _bench_commands(bench: dict) -> list[str]:
 
 def render_report(
     rows: Sequence[ResultRow], figures: dict[str, str], bench: dict | None = None,
-    sources: Sequence[str] = (), differing: Sequence[str] = (),
+    sources: Sequence[str] = (), differing: Sequence[str] = (), only: Mapping[str, Sequence] | None = None,
 ) -> str:  # fmt: skip
     """The Markdown report of ``rows``; ``figures`` maps a dataset to its figure's relative path,
     ``bench`` is the content of ``bench.json`` (commands, machine) when known. For rows merged
     from several folders, ``sources`` names the folders and ``differing`` the settings their
-    ``bench.json`` files disagree on; ``bench["machines"]`` may then list several machines."""
+    ``bench.json`` files disagree on; ``bench["machines"]`` may then list several machines.
+    ``only`` is the selection ``rows`` were kept by, if any (:func:`write_report`)."""
     points = aggregate(rows)
     complete = complete_runs(points)
     # a partial point's mean is over other sequences than the rest: it cannot be Table 1's answer
@@ -203,6 +205,9 @@ def render_report(
                 " **Their settings differ** in " + ", ".join(f"`{k}`" for k in differing) + ": a point or a pair"
                 " may mix runs made with different settings."
             )
+    if only:
+        kept = "; ".join(f"{_ONLY_LABELS.get(k, k)} {', '.join(_ONLY_FORMAT.get(k, str)(v) for v in vs)}" for k, vs in only.items())
+        out += ["", f"Only the runs with {kept}: the grid's other runs are left out of this report."]
     if bench:
         commands = _bench_commands(bench)
         if commands:  # none when every command ran in process
@@ -249,6 +254,10 @@ def render_report(
     return "\n".join(out).rstrip() + "\n"
 
 
+_ONLY_LABELS = {"budget_pct": "budget"}
+_ONLY_FORMAT = {"budget_pct": lambda v: f"{v:g} %"}
+
+
 def _merge_benches(benches: Sequence[dict]) -> dict:
     """One ``bench.json``-like content for several folders: every command in folder order
     (:func:`_bench_commands` drops the repeats when the report reads them), and the distinct
@@ -261,11 +270,15 @@ def _merge_benches(benches: Sequence[dict]) -> dict:
 
 
 def write_report(
-    folders: str | os.PathLike | Sequence[str | os.PathLike], out: str | os.PathLike | None = None
+    folders: str | os.PathLike | Sequence[str | os.PathLike],
+    out: str | os.PathLike | None = None,
+    only: Mapping[str, Sequence] | None = None,
 ) -> Path:
     """Regenerate ``report.md`` and ``figures/`` from the ``results.csv`` of one bench folder
     (written into it, unless ``out`` names another folder) or of several together (into
-    ``out``, required then: a merged report belongs to none of them). Returns the report's path.
+    ``out``, required then: a merged report belongs to none of them). ``only`` keeps the runs
+    whose columns hold the values given (:func:`hvsa.bench.results.select_rows`), and the
+    report says so. Returns the report's path.
     """
     from hvsa.bench.plots import curves_figure
 
@@ -282,6 +295,8 @@ def write_report(
     if out.resolve() not in {f.resolve() for f in folders} and (out / "results.csv").is_file():
         raise InputError(f"{out}: holds the results.csv of another grid; write the report into another folder")
     rows = merge_results([(str(f), read_results(f / "results.csv")) for f in folders])
+    if only:
+        rows = select_rows(rows, only)
     benches = [json.loads((f / "bench.json").read_text()) if (f / "bench.json").is_file() else {} for f in folders]
     if len(folders) == 1:
         bench, differing = benches[0] or None, []
@@ -298,6 +313,6 @@ def write_report(
         figures[dataset] = name
     path = out / "report.md"
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_report(rows, figures, bench, sources=[str(f) for f in folders], differing=differing))
+    tmp.write_text(render_report(rows, figures, bench, sources=[str(f) for f in folders], differing=differing, only=only))
     os.replace(tmp, path)
     return path

@@ -19,7 +19,7 @@ import math
 import os
 import typing
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from statistics import NormalDist
@@ -38,6 +38,7 @@ __all__ = [
     "write_results",
     "read_results",
     "merge_results",
+    "select_rows",
     "aggregate",
     "fewest_clicks",
     "fixed_budget_rows",
@@ -207,6 +208,28 @@ def merge_results(sources: Sequence[tuple[str, Sequence[ResultRow]]]) -> list[Re
                     " that hold different runs (other seeds, sequences, budgets or selectors), or leave one out"
                 )
     return [r for _, own in merged.values() for r in own]
+
+
+def select_rows(rows: Sequence[ResultRow], only: Mapping[str, Sequence]) -> list[ResultRow]:
+    """The rows whose value in each column named by ``only`` is one of the values given for it
+    (``{"selector": ("hvsa", "random"), "budget_pct": (2.0,)}``), in their order.
+
+    A value no row holds is an error that names the values the rows do hold: a misspelt
+    selector would otherwise shrink the report without a word.
+    """
+    kept = list(rows)
+    for column, values in only.items():
+        if column not in _PARSE:
+            raise InputError(f"bench report: results have no column {column!r}")
+        held = {getattr(r, column) for r in kept}
+        missing = [v for v in values if v not in held]
+        if missing:
+            raise InputError(
+                f"bench report: no run{' of those' if len(kept) < len(rows) else ''} has {column}"
+                f" {', '.join(map(str, missing))}; the runs hold {', '.join(sorted(map(str, held))) or 'none'}"
+            )
+        kept = [r for r in kept if getattr(r, column) in values]
+    return kept
 
 
 # ---------------------------------------------------------------------------------- scoring

@@ -1,8 +1,12 @@
 """``hvsa bench``: experiment grids over labelled data, baselines, results.csv, plots and tables.
 
     hvsa bench DATA... --out DIR [grid flags]     run (or resume) a grid, then write the report
-    hvsa bench report DIR                         regenerate the report from DIR/results.csv
+    hvsa bench report DIR [grid flags]            regenerate the report from DIR/results.csv
     hvsa bench report DIR... --out OUT            one report on the runs of several folders
+
+Given to ``report``, the grid flags choose the runs reported (``--selector hvsa,random
+--budget-pct 2``); every other flag belongs to running a grid, and ``report`` refuses it
+rather than ignore it.
 """
 
 from __future__ import annotations
@@ -10,6 +14,13 @@ from __future__ import annotations
 import argparse
 
 from hvsa.cli._common import add_model_arguments, positive_float, positive_int
+
+# The grid flags' defaults, applied when a grid runs. Their parser defaults are None, so that
+# ``report`` can tell a flag given from one left out (``--selector hvsa`` keeps hvsa's runs only).
+GRID_DEFAULTS = {"granularity": "frame", "selector": "hvsa", "method": "hvsa", "budget_pct": "1,2,3", "seeds": "0"}
+# each grid flag's column in results.csv, and how its values parse
+_GRID_COLUMNS = {"granularity": ("granularity", str), "selector": ("selector", str), "method": ("method", str),
+                 "budget_pct": ("budget_pct", float), "seeds": ("seed", int)}  # fmt: skip
 
 EXAMPLE = (
     "hvsa bench ../shared/data/davis2016 ../shared/data/camvid-1hz --out bench-out"
@@ -25,19 +36,20 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         " under DATA (a sequence is a folder with frames/, labels/, classes.json), in parallel processes"
         " (at most one per core). Finished runs are skipped, interrupted ones resume. Writes"
         " DIR/results.csv (one row per run and iteration), DIR/report.md and DIR/figures/."
-        " `hvsa bench report DIR` regenerates the report from DIR/results.csv alone;"
+        " `hvsa bench report DIR` regenerates the report from DIR/results.csv alone (the grid flags"
+        " then choose the runs reported);"
         " `hvsa bench report DIR... --out OUT` reports the runs of several folders together.",
         epilog=f"example: {EXAMPLE}",
     )
     p.add_argument("data", nargs="+", metavar="DATA", help="data folders, or: report DIR...")
     p.add_argument("--out", "-o", help="bench folder (created, or resumed with the same settings); with"
                    " report, the folder to write the report into (required for several folders)")
-    g = p.add_argument_group("grid (comma-separated lists)")
-    g.add_argument("--granularity", "-g", default="frame", help="frame, rec<N>, sp<N> (default frame)")
-    g.add_argument("--selector", "-s", default="hvsa", help="hvsa, hvsa-balanced, hvsa-disagree, random, uncertainty, diversity (default hvsa)")
-    g.add_argument("--method", default="hvsa", help="hvsa, hvsa-fused, hvsa-crf, finetune-only, lp, copy (default hvsa)")
-    g.add_argument("--budget-pct", default="1,2,3", help="total clicks %% of each run (default 1,2,3)")
-    g.add_argument("--seeds", default="0", help="seeds (default 0)")
+    g = p.add_argument_group("grid (comma-separated lists; with report, the runs reported)")
+    g.add_argument("--granularity", "-g", help="frame, rec<N>, sp<N> (default frame)")
+    g.add_argument("--selector", "-s", help="hvsa, hvsa-balanced, hvsa-disagree, random, uncertainty, diversity (default hvsa)")
+    g.add_argument("--method", help="hvsa, hvsa-fused, hvsa-crf, finetune-only, lp, copy (default hvsa)")
+    g.add_argument("--budget-pct", help="total clicks %% of each run (default 1,2,3)")
+    g.add_argument("--seeds", help="seeds (default 0)")
     r = p.add_argument_group("runs")
     r.add_argument("--iterations", "-k", type=positive_int, default=3, help="iterations per run (default 3)")
     r.add_argument("--size", help="working size WxH (default: longest side 480)")
@@ -57,6 +69,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="training items per frame of that pre-training (default 4)")
     t.add_argument("--pretrain-taps", default=None, metavar="STRIDES",
                    help="encoder strides its decoder reads, e.g. 2,4,8,16,32 (default 4,8,16,32)")
+    p.set_defaults(_bench_defaults=vars(p.parse_args(["report"])))  # to tell the flags given to report
     return p
 
 
@@ -66,10 +79,23 @@ def run(args: argparse.Namespace) -> int:
     if args.data[0] == "report":
         if len(args.data) < 2:
             raise InputError("bench report: expected a bench folder, as in `hvsa bench report DIR`")
+        from hvsa.bench.grid import parse_list
         from hvsa.bench.report import write_report
 
-        print(f"wrote {write_report(args.data[1:], out=args.out)}")
+        given = {k for k, v in vars(args).items() if not k.startswith("_") and v != args._bench_defaults.get(k, v)}
+        refused = sorted(given - {"data", "out", *_GRID_COLUMNS})
+        if refused:
+            flags = ", ".join("--" + k.replace("_", "-") for k in refused)
+            verb = "belongs" if len(refused) == 1 else "belong"
+            raise InputError(f"bench report: {flags} {verb} to running a grid; a report reads the runs"
+                             " of DIR/results.csv as they are (the grid flags choose which)")  # fmt: skip
+        only = {column: parse_list(getattr(args, flag), flag.replace("_", "-"), kind)
+                for flag, (column, kind) in _GRID_COLUMNS.items() if getattr(args, flag) is not None}  # fmt: skip
+        print(f"wrote {write_report(args.data[1:], out=args.out, only=only)}")
         return 0
+    for flag, default in GRID_DEFAULTS.items():
+        if getattr(args, flag) is None:
+            setattr(args, flag, default)
     if not args.out:
         raise InputError("bench: --out DIR is required to run a grid")
     import shlex
