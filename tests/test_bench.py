@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import sys
 from dataclasses import replace
@@ -397,6 +398,9 @@ def test_bench_runs_a_grid_resumes_and_reports_from_the_csv_alone(
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "4 runs on 2 sequences; 0 already done, 4 to run with 2 worker(s) x 1 thread(s)" in text
+    progress = [line for line in text.splitlines() if line.startswith("[")]
+    assert len(progress) == 4 and all(re.search(r"; about \d+ (s|min) left$", line) for line in progress[:3])
+    assert progress[3].startswith("[4/4] ") and "left" not in progress[3]
     rows = read_results(out / "results.csv")
     assert len(rows) == 8  # 4 runs x 2 iterations
     assert {(r.sequence, r.method) for r in rows} == {(s, m) for s in "ab" for m in ("hvsa", "lp")}
@@ -484,6 +488,16 @@ def test_bench_runs_a_grid_resumes_and_reports_from_the_csv_alone(
     assert "frame-random-hvsa-b40-s0 is in" in capsys.readouterr().err  # a run made twice, with other results
     assert main(["bench", "report", str(halves["a"]), str(halves["b"]), "--out", str(out)]) == 2
     assert "holds the results.csv of another grid" in capsys.readouterr().err
+
+
+def test_time_left_goes_at_the_pace_of_the_runs_done() -> None:
+    from hvsa.bench.runner import _time_left
+
+    assert _time_left(60.0, 2, 2) == "; about 60 s left"
+    assert _time_left(60.0, 2, 3) == "; about 2 min left"  # 90 s
+    assert _time_left(600.0, 1, 8) == "; about 80 min left"
+    assert _time_left(600.0, 1, 9) == "; about 1.5 h left"
+    assert _time_left(60.0, 2, 0) == "" and _time_left(0.0, 0, 5) == ""  # nothing left; no pace yet
 
 
 @pytest.mark.parametrize(

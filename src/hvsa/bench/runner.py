@@ -513,6 +513,7 @@ def run_bench(
             # runs that replay another run's samples go after the runs they replay
             own = [c for c in calls if c[3] is None]
             replays = [c for c in calls if c[3] is not None]
+            started, before = time.monotonic(), len(outcome.finished) + len(outcome.failed)
             for phase in (own, replays):
                 ready = []
                 for call in phase:
@@ -525,15 +526,16 @@ def run_bench(
                 for (r, *_), report, err in workers.run(execute_run, ready):
                     bar.update(1)
                     done = len(outcome.finished) + len(outcome.failed) + 1
+                    left = _time_left(time.monotonic() - started, done - before, len(todo) - done)
                     if err is not None:
                         outcome.failed[r.run_id] = f"{type(err).__name__}: {err}"
-                        echo(f"[{done}/{len(todo)}] {r.run_id}: FAILED: {err}")
+                        echo(f"[{done}/{len(todo)}] {r.run_id}: FAILED: {err}{left}")
                         continue
                     outcome.finished.append(r.run_id)
                     its = report["iterations"]
                     seconds = sum(it["seconds"].get("total", 0.0) for it in its)
                     echo(f"[{done}/{len(todo)}] {r.run_id}: mIoU {_fmt(its[-1].get('miou'))} at"
-                         f" {_fmt(its[-1].get('clicks_pct'), pct=True)} clicks ({seconds:.0f} s in {len(its)} iterations)")
+                         f" {_fmt(its[-1].get('clicks_pct'), pct=True)} clicks ({seconds:.0f} s in {len(its)} iterations){left}")
                     write_results(out / "results.csv", collect_results(out))
         finally:
             bar.close()
@@ -545,6 +547,19 @@ def run_bench(
 
         outcome.report = write_report(out)
     return outcome
+
+
+def _time_left(elapsed: float, done: int, left: int) -> str:
+    """``"; about 12 min left"``: the runs still to go at the pace of those done so far (a
+    progress line's end, for logs, where no progress bar shows), or ``""`` when none is left."""
+    if left <= 0 or done <= 0:
+        return ""
+    seconds = elapsed / done * left
+    if seconds < 90:
+        return f"; about {seconds:.0f} s left"
+    if seconds < 90 * 60:
+        return f"; about {seconds / 60:.0f} min left"
+    return f"; about {seconds / 3600:.1f} h left"
 
 
 def _fmt(v: float | None, pct: bool = False) -> str:
