@@ -15,12 +15,26 @@ import argparse
 
 from hvsa.cli._common import add_model_arguments, positive_float, positive_int
 
-# The grid flags' defaults, applied when a grid runs. Their parser defaults are None, so that
-# ``report`` can tell a flag given from one left out (``--selector hvsa`` keeps hvsa's runs only).
-GRID_DEFAULTS = {"granularity": "frame", "selector": "hvsa", "method": "hvsa", "budget_pct": "1,2,3", "seeds": "0"}
-# each grid flag's column in results.csv, and how its values parse
-_GRID_COLUMNS = {"granularity": ("granularity", str), "selector": ("selector", str), "method": ("method", str),
-                 "budget_pct": ("budget_pct", float), "seeds": ("seed", int)}  # fmt: skip
+# The grid flags: each one's column in results.csv, the type of its values, and its default when
+# a grid runs. Their parser defaults are None, so that ``report`` can tell a flag given from one
+# left out (``--selector hvsa`` keeps hvsa's runs only).
+_GRID_FLAGS = {
+    "granularity": ("granularity", str, "frame"),
+    "selector": ("selector", str, "hvsa"),
+    "method": ("method", str, "hvsa"),
+    "budget_pct": ("budget_pct", float, "1,2,3"),
+    "seeds": ("seed", int, "0"),
+}
+
+
+def _grid_list(args: argparse.Namespace, flag: str) -> tuple:
+    """The values given to a grid flag (its default when it was left out), parsed."""
+    from hvsa.bench.grid import parse_list
+
+    _, kind, default = _GRID_FLAGS[flag]
+    text = getattr(args, flag)
+    return parse_list(default if text is None else text, flag.replace("_", "-"), kind)
+
 
 EXAMPLE = (
     "hvsa bench ../shared/data/davis2016 ../shared/data/camvid-1hz --out bench-out"
@@ -79,23 +93,19 @@ def run(args: argparse.Namespace) -> int:
     if args.data[0] == "report":
         if len(args.data) < 2:
             raise InputError("bench report: expected a bench folder, as in `hvsa bench report DIR`")
-        from hvsa.bench.grid import parse_list
         from hvsa.bench.report import write_report
 
         given = {k for k, v in vars(args).items() if not k.startswith("_") and v != args._bench_defaults.get(k, v)}
-        refused = sorted(given - {"data", "out", *_GRID_COLUMNS})
+        refused = sorted(given - {"data", "out", *_GRID_FLAGS})
         if refused:
             flags = ", ".join("--" + k.replace("_", "-") for k in refused)
             verb = "belongs" if len(refused) == 1 else "belong"
             raise InputError(f"bench report: {flags} {verb} to running a grid; a report reads the runs"
                              " of DIR/results.csv as they are (the grid flags choose which)")  # fmt: skip
-        only = {column: parse_list(getattr(args, flag), flag.replace("_", "-"), kind)
-                for flag, (column, kind) in _GRID_COLUMNS.items() if getattr(args, flag) is not None}  # fmt: skip
+        only = {column: _grid_list(args, flag) for flag, (column, _, _) in _GRID_FLAGS.items()
+                if getattr(args, flag) is not None}  # fmt: skip
         print(f"wrote {write_report(args.data[1:], out=args.out, only=only)}")
         return 0
-    for flag, default in GRID_DEFAULTS.items():
-        if getattr(args, flag) is None:
-            setattr(args, flag, default)
     if not args.out:
         raise InputError("bench: --out DIR is required to run a grid")
     import shlex
@@ -109,11 +119,11 @@ def run(args: argparse.Namespace) -> int:
     from hvsa.pretrain import PretrainConfig
 
     grid = Grid(
-        granularities=parse_list(args.granularity, "granularity"),
-        selectors=parse_list(args.selector, "selector"),
-        methods=parse_list(args.method, "method"),
-        budgets=parse_list(args.budget_pct, "budget-pct", float),
-        seeds=parse_list(args.seeds, "seeds", int),
+        granularities=_grid_list(args, "granularity"),
+        selectors=_grid_list(args, "selector"),
+        methods=_grid_list(args, "method"),
+        budgets=_grid_list(args, "budget_pct"),
+        seeds=_grid_list(args, "seeds"),
     )
     model = str(check_path(args.model, "model checkpoint", kind="file").resolve()) if args.model else None
     pre = PretrainConfig(
