@@ -36,12 +36,6 @@ def _grid_list(args: argparse.Namespace, flag: str) -> tuple:
     return parse_list(default if text is None else text, flag.replace("_", "-"), kind)
 
 
-# The run flags whose default is not None: the bench parser's default for each is None instead,
-# for the same reason (``report --iterations 3`` is refused like ``--iterations 5``), and a grid
-# fills these in.
-_RUN_DEFAULTS = {"iterations": 3, "samples_from": "hvsa", "pretrain_folds": 0, "lambda_tc": 1.0, "device": "cpu"}
-
-
 EXAMPLE = (
     "hvsa bench ../shared/data/davis2016 ../shared/data/camvid-1hz --out bench-out"
     " --granularity frame,rec40 --selector hvsa,random --method hvsa,lp --budget-pct 1,2,3"
@@ -71,16 +65,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--budget-pct", help="total clicks %% of each run (default 1,2,3)")
     g.add_argument("--seeds", help="seeds (default 0)")
     r = p.add_argument_group("runs")
-    r.add_argument("--iterations", "-k", type=positive_int, help="iterations per run (default 3)")
+    r.add_argument("--iterations", "-k", type=positive_int, default=3, help="iterations per run (default 3)")
     r.add_argument("--size", help="working size WxH (default: longest side 480)")
     r.add_argument("--jobs", "-j", type=positive_int, help="worker processes (default and maximum: the cores)")
-    r.add_argument("--samples-from", metavar="METHOD",
+    r.add_argument("--samples-from", default="hvsa", metavar="METHOD",
                    help="runs of the other methods annotate exactly the samples the METHOD run with the same"
                    " sequence, granularity, selector, budget and seed chose (baselines given the same"
                    " annotated samples); 'none': every run selects its own (default hvsa)")
     add_model_arguments(p)
     t = p.add_argument_group("cross-validated pre-training (instead of --model)")
-    t.add_argument("--pretrain-folds", type=int, metavar="K",
+    t.add_argument("--pretrain-folds", type=int, default=0, metavar="K",
                    help="split each data set's sequences into K folds and start the runs of each fold from a"
                    " network pre-trained on the other folds' labelled frames (hvsa pretrain), so no run"
                    " starts from a network that saw its own sequence; K = the number of sequences is"
@@ -89,7 +83,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="training items per frame of that pre-training (default 4)")
     t.add_argument("--pretrain-taps", default=None, metavar="STRIDES",
                    help="encoder strides its decoder reads, e.g. 2,4,8,16,32 (default 4,8,16,32)")
-    p.set_defaults(**dict.fromkeys(_RUN_DEFAULTS))  # to tell the flags given to report
+    # So that report also refuses a run flag given at its default (--iterations 3), the parser's
+    # default of every flag that has one becomes None, and a grid fills the defaults in.
+    run_defaults = {k: v for k, v in vars(p.parse_args(["report"])).items() if k != "data" and v is not None}
+    p.set_defaults(**dict.fromkeys(run_defaults), _run_defaults=run_defaults)
     return p
 
 
@@ -114,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise InputError("bench: --out DIR is required to run a grid")
-    for flag, default in _RUN_DEFAULTS.items():
+    for flag, default in args._run_defaults.items():
         if getattr(args, flag) is None:
             setattr(args, flag, default)
     import shlex
