@@ -196,20 +196,6 @@ def test_a_budget_batch_ranks_by_uncertainty_per_click(tmp_path: Path, clip: Pat
         assert picks.tolist() == [1, 2]  # 2 and 1.5 per click; sample 0 (1 per click) no longer fits
 
 
-
-def test_a_budget_batch_fills_its_allowance(tmp_path: Path, clip: Path) -> None:
-    """Ranking by uncertainty per click favours cheap samples, so b = allowance / mean estimate
-    picks too few: b grows until the picks' estimates fill the allowance (to within 5 %)."""
-    from hvsa.select import Candidates
-
-    with Session.create(tmp_path / "s", clip, finetune=FAST, granularity="rec32", selector="uncertainty") as s:
-        est = np.array([1.0] * 10 + [9.0] * 10)  # mean 5: b starts at 4 for an allowance of 20
-        unc = np.array([2.0] * 10 + [9.0] * 10)  # 2 per click for the cheap, 1 for the dear
-        candidates = Candidates(index=np.arange(20), uncertainty=unc, clicks=est)
-        picks = s._fit_budget(candidates, 20.0, 2, np.random.default_rng(0))  # noqa: SLF001
-        assert set(range(10)) <= set(picks.tolist())  # every cheap sample, then one dear one
-        assert len(picks) == 11 and 19.0 <= est[picks].sum() <= 20.0
-
 def _underestimated_batch(s: Session, allowance: float) -> None:
     """Start iteration 1 with every rec sample of frames 0-4, each estimated at 0.1 clicks."""
     s.prepare()

@@ -56,8 +56,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Session", "SessionConfig", "Batch", "run_loop", "LoopSettings"]
 
 _CONFIG_FILE = "config.json"
-_FILL_SLACK = 0.05  # the share of a click allowance a budgeted selection may leave unspent
-_FILL_ROUNDS = 4  # selections at most per batch while filling an allowance
 
 
 @dataclass(frozen=True)
@@ -662,38 +660,24 @@ class Session:
         return charged / estimated if estimated > 0 else 1.0
 
     def _fit_budget(self, candidates, allowance: float, k: int, rng: np.random.Generator) -> np.ndarray:  # noqa: ANN001
-        """Pick samples whose estimated clicks (``candidates.clicks``) fill ``allowance``.
+        """Pick samples whose estimated clicks (``candidates.clicks``) fit ``allowance``.
 
-        The selector chooses b samples among the candidates that fit on their own, and its picks
-        are kept in rank order while the running total fits. b starts at the allowance over
-        their mean estimate; a selector that ranks by uncertainty per click favours cheaper
-        samples than the mean, so while the picks leave more than ``_FILL_SLACK`` of the
-        allowance unspent b grows by the shortfall (at most ``_FILL_ROUNDS`` selections) and
-        the fullest pick is kept. Otherwise a budget's last iteration would leave clicks unbought
-        that no later iteration spends. The first pick always fits, so a batch is empty only
-        when no candidate does.
+        The selector chooses b = allowance / (their mean estimate) among the candidates that
+        fit on their own; its picks are kept in rank order while the running total fits.
+        Its first pick always fits, so a batch is empty only when no candidate does.
         """
         est = candidates.clicks
         fitting = np.flatnonzero(est <= allowance) if allowance > 0 else np.zeros(0, np.int64)
         if len(fitting) == 0:
             return np.zeros(0, np.int64)
-        among = candidates.take(fitting)
-        round_ = self._selection_round(k)
         b = int(max(1, math.floor(allowance / float(np.mean(est[fitting])))))
-        best, best_spent = np.zeros(0, np.int64), -1.0
-        for _ in range(_FILL_ROUNDS):
-            picks = fitting[self.selector.select(among, b, iteration=round_, rng=rng)]
-            keep, spent = [], 0.0
-            for p in picks:
-                if spent + est[p] <= allowance:
-                    keep.append(p)
-                    spent += est[p]
-            if spent > best_spent:
-                best, best_spent = np.asarray(keep, np.int64), spent
-            if spent >= (1.0 - _FILL_SLACK) * allowance or b >= len(fitting):
-                break
-            b = min(len(fitting), max(b + 1, math.ceil(b * allowance / max(spent, 1e-9))))
-        return best
+        picks = fitting[self.selector.select(candidates.take(fitting), b, iteration=self._selection_round(k), rng=rng)]
+        keep, spent = [], 0.0
+        for p in picks:
+            if spent + est[p] <= allowance:
+                keep.append(p)
+                spent += est[p]
+        return np.asarray(keep, np.int64)
 
     def _batch_of(self, k: int) -> Batch:
         rows = self.store.selections(k)
