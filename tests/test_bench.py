@@ -560,6 +560,9 @@ def test_bench_settings_from_before_a_new_field_match_only_where_it_changes_noth
     before_crop = json.loads(json.dumps(current))
     del before_crop["finetune"]["crop"]  # crop's default changed the results: still a different folder
     assert _with_added_fields(before_crop) != current
+    before_anchoring = json.loads(json.dumps(current))
+    del before_anchoring["finetune"]["anchor_windows"]  # placed its windows anywhere: a different folder
+    assert current["finetune"]["anchor_windows"] and _with_added_fields(before_anchoring) != current
     assert _with_added_fields({"iterations": 5}) == {"iterations": 5}
 
 

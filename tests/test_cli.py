@@ -52,6 +52,9 @@ def test_fine_tuning_help_states_the_library_defaults() -> None:
     assert finetune_config(p.parse_args(["--crop", "1", "--epochs", "3"])) == FinetuneConfig(crop=1.0, epochs=3.0)
     assert finetune_config(p.parse_args(["--hold-unseen", "0.7"])) == FinetuneConfig(hold_unseen=0.7)
     assert finetune_config(p.parse_args(["--propagated-targets", "0.9"])) == FinetuneConfig(propagated_targets=0.9)
+    assert f"(default {'on' if defaults.anchor_windows else 'off'};" in helps["anchor_windows"]
+    assert finetune_config(p.parse_args(["--anchor-windows"])) == FinetuneConfig(anchor_windows=True)
+    assert finetune_config(p.parse_args(["--no-anchor-windows"])) == FinetuneConfig(anchor_windows=False)
 
 
 def test_help_and_no_command(capsys: pytest.CaptureFixture) -> None:

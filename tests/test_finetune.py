@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from hvsa.errors import InputError
-from hvsa.finetune import FinetuneConfig, FineTuner, ce_loss, class_weights, sample_pair, tc_loss
+from hvsa.finetune import (FinetuneConfig, FineTuner, ce_loss, cells_holding, class_weights, sample_pair, tc_loss,
+                           windows_holding)
 
 
 def _shifted_pair(c: int = 3, h: int = 8, w: int = 10, dx: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -231,6 +232,94 @@ def test_training_windows_lie_inside_the_frame_with_the_asked_size() -> None:
         FinetuneConfig(crop=0.0)
 
 
+def test_cells_holding_marks_the_cells_with_a_true_pixel_partial_cells_included() -> None:
+    mask = np.zeros((5, 7), bool)
+    mask[1, 1] = True  # cell (0, 0)
+    mask[4, 6] = True  # the partial corner cell (1, 2)
+    assert cells_holding(mask, 3).tolist() == [[True, False, False], [False, False, True]]
+    assert cells_holding(np.zeros((4, 4), bool), 2).tolist() == [[False, False], [False, False]]
+
+
+def test_windows_holding_lists_the_placements_that_cover_a_true_cell() -> None:
+    cells = np.zeros((3, 4), bool)
+    cells[1, 2] = True
+    # 2 x 2 windows: rows 0-1 or 1-2 both cover row 1; columns starting at 1 or 2 cover column 2
+    assert windows_holding(cells, 2, 2).tolist() == [[False, True, True], [False, True, True]]
+    assert windows_holding(cells, 3, 4).tolist() == [[True]]
+    assert not windows_holding(np.zeros((3, 4), bool), 1, 1).any()
+    with pytest.raises(ValueError, match="does not fit"):
+        windows_holding(cells, 4, 1)
+
+
+def _frame_of_cells(data: _TinyData) -> _TinyData:
+    """``data`` with 270 x 480 frames, taps of strides 4 and 32 (9 x 15 cells of 32 px)."""
+    data.frame_hw = (270, 480)
+    data.taps = lambda t: [torch.zeros(1, 1, 68, 120), torch.zeros(1, 1, 9, 15)]
+    return data
+
+
+def test_anchored_windows_are_drawn_uniformly_from_those_holding_an_annotated_pixel() -> None:
+    data = _frame_of_cells(_TinyData())
+    tile = np.zeros((270, 480), bool)
+    tile[200:240, 80:120] = True  # one 40 px tile: cell rows 6-7, columns 2-3
+    holding = {(y0, y0 + 4, x0, x0 + 8) for y0 in range(3, 6) for x0 in range(0, 4)}  # 4 x 8 windows
+    anchored = FineTuner(_TinyNet(), FinetuneConfig(crop=0.5, anchor_windows=True))
+    rng = np.random.default_rng(0)
+    draws = [anchored._window(data, rng, annotated=tile) for _ in range(3000)]  # noqa: SLF001
+    assert set(draws) == holding
+    counts = np.array([draws.count(w) for w in sorted(holding)])
+    assert counts.min() > 0.7 * 3000 / 12 and counts.max() < 1.3 * 3000 / 12  # 250 each if uniform
+    plain = FineTuner(_TinyNet(), FinetuneConfig(crop=0.5, anchor_windows=False))
+    misses = [w for w in (plain._window(data, rng, annotated=tile) for _ in range(300)) if w not in holding]  # noqa: SLF001
+    assert len(misses) > 150  # 72 of the 84 placements miss the tile
+
+
+def test_anchoring_leaves_the_windows_of_a_whole_annotated_frame_draw_for_draw() -> None:
+    data = _frame_of_cells(_TinyData())
+    whole = np.ones((270, 480), bool)
+    windows = {}
+    for anchor in (False, True):
+        tuner = FineTuner(_TinyNet(), FinetuneConfig(crop=0.5, anchor_windows=anchor))
+        rng = np.random.default_rng(3)
+        windows[anchor] = [tuner._window(data, rng, annotated=whole) for _ in range(100)]  # noqa: SLF001
+    assert windows[True] == windows[False]
+
+
+def test_anchored_windows_give_every_annotated_item_a_cross_entropy() -> None:
+    class Corner(_TinyData):  # only the top-left 2 x 2 pixels of frame 0 are annotated
+        def annotation(self, t: int) -> np.ndarray | None:
+            a = super().annotation(t)
+            if a is not None:
+                a[2:, :] = 255
+                a[:, 2:] = 255
+            return a
+
+    for anchor in (False, True):
+        ce: list[float] = []
+        cfg = FinetuneConfig(lr=0.1, min_steps=1, crop=0.5, annotated_share=1.0, view_share=0.0, anchor_windows=anchor)
+        FineTuner(_TinyNet(), cfg).run(Corner(), np.random.default_rng(0), steps=60,
+                                       on_step=lambda step, total, s: ce.append(s["ce"]))
+        if anchor:
+            assert min(ce) > 0
+        else:  # 4 x 4 windows of an 8 x 8 frame: 21 of 25 placements miss the corner
+            assert sum(c == 0 for c in ce) > 30
+
+
+def test_target_pixels_of_a_pair_are_the_union_of_its_frames() -> None:
+    data = _WindowData()
+    tuner = FineTuner(_TinyNet(), FinetuneConfig(crop=0.5, anchor_windows=True))
+    data._labels[0, :4] = 255  # noqa: SLF001 - frame 0: the bottom half annotated
+    data._labels[1, :, :] = 255  # noqa: SLF001
+    data._labels[1, 0, 0] = 1  # noqa: SLF001 - frame 1: one pixel
+    union = tuner._target_pixels(data, 0, 1)  # noqa: SLF001
+    assert union[4:].all() and union[0, 0] and union[:4].sum() == 1
+    data.annotated = []
+    data.annotation = lambda t: None
+    assert tuner._target_pixels(data, 0, 1) is None  # noqa: SLF001
+    unanchored = FineTuner(_TinyNet(), FinetuneConfig(crop=0.5, anchor_windows=False))
+    assert unanchored._target_pixels(_WindowData(), 0, 1) is None  # noqa: SLF001
+
+
 class _ViewData(_TinyData):
     """_TinyData whose annotated frame also has views: each is the frame mirrored (taps and
     labels), whatever its scale, so a view teaches the same rule as the frame."""
@@ -340,6 +429,17 @@ class _PropagatedData(_HalfAnnotatedData):
         conf = np.full((8, 8), 0.5, np.float32)
         conf[:, :2] = conf[:, 6:] = 0.95
         return np.ones((8, 8), np.uint8), conf
+
+
+def test_anchored_windows_also_count_held_labels_as_targets() -> None:
+    data = _HalfAnnotatedData()  # frame 1 is not annotated; the hold labels it but for column 4
+    tuner = FineTuner(_TinyNet(), FinetuneConfig(min_steps=1, crop=0.5, hold_unseen=0.5, anchor_windows=True))
+    tuner.run(data, np.random.default_rng(0), steps=1)
+    expected = np.ones((8, 8), bool)
+    expected[:, 4] = False  # held labels of confidence 0.4 are not targets
+    np.testing.assert_array_equal(tuner._target_pixels(data, 1, 1), expected)  # noqa: SLF001
+    data.prediction = lambda t: (np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.float32))  # nothing confident
+    assert not tuner._target_pixels(data, 1, 1).any()  # noqa: SLF001
 
 
 def test_propagated_targets_fill_what_the_annotations_leave_before_the_hold() -> None:

@@ -309,7 +309,8 @@ def _commands_run(bench: dict) -> list[dict]:
 # saved without the field computed. Only such fields are filled in on resume: a field whose
 # default changed the results (fine-tuning's crop, say) must keep an older folder apart.
 _ADDED_FIELDS = {"pretrain": {"taps": [4, 8, 16, 32]}, "finetune": {"view_share": 0.0, "view_scales": [0.75, 1.25],
-                                                                     "hold_unseen": 0.0, "propagated_targets": 0.0}}
+                                                                     "hold_unseen": 0.0, "propagated_targets": 0.0,
+                                                                     "anchor_windows": False}}
 
 
 def _with_added_fields(saved: dict) -> dict:

@@ -66,6 +66,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--epochs", type=positive_float, default=None, help="training items per frame per iteration (default 8)")
     m.add_argument("--crop", type=positive_float, default=None,
                    help="side of each item's random training window, a fraction of the frame's (default 0.5; 1 = whole frames)")
+    m.add_argument("--anchor-windows", action=argparse.BooleanOptionalAction, default=None,
+                   help="place the training window of an annotated frame over an annotated pixel (default on;"
+                   " --no-anchor-windows: anywhere, as hvsa did before)")
     m.add_argument("--lr", type=positive_float, default=None, help="learning rate (default 0.004)")
     m.add_argument("--class-balance", type=nonneg_float, default=None,
                    help="exponent of the cross-entropy's class weights: 0 = unweighted (the paper), 1 = inverse"
@@ -93,6 +96,8 @@ def finetune_config(args: argparse.Namespace):  # noqa: ANN201 - FinetuneConfig
         kw["lr"] = args.lr
     if getattr(args, "crop", None) is not None:
         kw["crop"] = args.crop
+    if getattr(args, "anchor_windows", None) is not None:
+        kw["anchor_windows"] = args.anchor_windows
     if getattr(args, "view_share", None) is not None:
         kw["view_share"] = args.view_share
     if getattr(args, "class_balance", None) is not None:
