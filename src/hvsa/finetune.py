@@ -152,12 +152,15 @@ class FinetuneConfig:
             both frames of the pair use the same window (L_tc counts only pixels whose flow
             target stays inside it). 1 trains on whole frames; 0.5 a quarter of the area at
             about a third of the cost per step, so more steps fit in the same time.
-        anchor_windows: an item with an annotated frame trains on a window that holds an
-            annotated pixel, drawn uniformly from the windows that do (:meth:`FineTuner._window`).
-            A window placed anywhere misses small samples: at rec40 and 1 % of the clicks on
-            davis2016 an annotated frame holds one or two tiles, and 60 % of the windows at
-            crop 0.5 held none of them, so those items taught L_ce nothing. Whole annotated frames
-            train as without it, draw for draw.
+        anchor_windows: an item whose frames give L_ce targets (annotated, held or propagated
+            pixels) trains on a window that holds one, drawn uniformly from the windows that do
+            (:meth:`FineTuner._window`). A window placed anywhere misses small samples: at rec40
+            and 1 % of the clicks on davis2016 an annotated frame holds one or two tiles, and 60 %
+            of the windows at crop 0.5 held none of them, so those items taught L_ce nothing.
+            Whole annotated frames train as without it, draw for draw. On davis2016 (rec40, 2 %,
+            30 pairs of runs) it was level in quality (+0.2 points) for 0.06 % fewer clicks
+            charged (docs/benchmarks.md, "Training windows over the annotations"); False places
+            every window anywhere, as before.
         view_share: share of the items starting at an annotated frame that train L_ce on a view
             of that frame (:func:`hvsa.model.views.views_for` of ``view_scales``) instead of
             the pair; 0 trains on the frames as they are (the paper).
