@@ -159,8 +159,9 @@ class FinetuneConfig:
             of the windows at crop 0.5 held none of them, so those items taught L_ce nothing.
             Whole annotated frames train as without it, draw for draw. On davis2016 (rec40, 2 %,
             30 pairs of runs) it was level in quality (+0.2 points) for 0.06 % fewer clicks
-            charged (docs/benchmarks.md, "Training windows over the annotations"); False places
-            every window anywhere, as before.
+            charged, on camvid-1hz (9 pairs) 2.3 points ahead for 0.14 % more (docs/benchmarks.md,
+            "Training windows over the annotations"); False places every window anywhere, as
+            before.
         view_share: share of the items starting at an annotated frame that train L_ce on a view
             of that frame (:func:`hvsa.model.views.views_for` of ``view_scales``) instead of
             the pair; 0 trains on the frames as they are (the paper).
