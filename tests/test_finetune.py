@@ -265,12 +265,12 @@ def test_anchored_windows_are_drawn_uniformly_from_those_holding_an_annotated_pi
     holding = {(y0, y0 + 4, x0, x0 + 8) for y0 in range(3, 6) for x0 in range(0, 4)}  # 4 x 8 windows
     anchored = FineTuner(_TinyNet(), FinetuneConfig(crop=0.5, anchor_windows=True))
     rng = np.random.default_rng(0)
-    draws = [anchored._window(data, rng, annotated=tile) for _ in range(3000)]  # noqa: SLF001
+    draws = [anchored._window(data, rng, targets=tile) for _ in range(3000)]  # noqa: SLF001
     assert set(draws) == holding
     counts = np.array([draws.count(w) for w in sorted(holding)])
     assert counts.min() > 0.7 * 3000 / 12 and counts.max() < 1.3 * 3000 / 12  # 250 each if uniform
     plain = FineTuner(_TinyNet(), FinetuneConfig(crop=0.5, anchor_windows=False))
-    misses = [w for w in (plain._window(data, rng, annotated=tile) for _ in range(300)) if w not in holding]  # noqa: SLF001
+    misses = [w for w in (plain._window(data, rng, targets=tile) for _ in range(300)) if w not in holding]  # noqa: SLF001
     assert len(misses) > 150  # 72 of the 84 placements miss the tile
 
 
@@ -281,7 +281,7 @@ def test_anchoring_leaves_the_windows_of_a_whole_annotated_frame_draw_for_draw()
     for anchor in (False, True):
         tuner = FineTuner(_TinyNet(), FinetuneConfig(crop=0.5, anchor_windows=anchor))
         rng = np.random.default_rng(3)
-        windows[anchor] = [tuner._window(data, rng, annotated=whole) for _ in range(100)]  # noqa: SLF001
+        windows[anchor] = [tuner._window(data, rng, targets=whole) for _ in range(100)]  # noqa: SLF001
     assert windows[True] == windows[False]
 
 

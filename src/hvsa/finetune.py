@@ -315,7 +315,7 @@ class FineTuner:
                 loss = ce
                 view_items += 1
             else:
-                window = self._window(data, rng, annotated=self._target_pixels(data, t, t2))
+                window = self._window(data, rng, targets=self._target_pixels(data, t, t2))
                 ce, tc = self._losses(data, t, t2, window)
                 loss = ce + cfg.lambda_tc * tc if cfg.lambda_tc > 0 else ce
             opt.zero_grad(set_to_none=True)
@@ -350,13 +350,13 @@ class FineTuner:
         return target
 
     def _window(self, data: TrainingData, rng: np.random.Generator, hw: tuple[int, int] | None = None,
-                annotated: np.ndarray | None = None) -> tuple[int, int, int, int] | None:
+                targets: np.ndarray | None = None) -> tuple[int, int, int, int] | None:
         """A random training window (y0, y1, x0, x1) in coarsest-tap cells of an image of ``hw``
         (default: the frame), or None (the whole image). Its size is the frame's ``crop``, so views
         of every scale train on windows of one size.
 
-        With ``anchor_windows`` and ``annotated`` (bool, the image's pixels with a target), the window
-        is drawn uniformly from those that hold an annotated pixel: a uniform draw is kept when it
+        With ``anchor_windows`` and ``targets`` (bool, the image's pixels with an L_ce target), the
+        window is drawn uniformly from those that hold such a pixel: a uniform draw is kept when it
         holds one, and replaced by a uniform draw among those that do when it does not (which
         together give each such window the same chance). A whole annotated frame keeps every
         first draw."""
@@ -368,9 +368,9 @@ class FineTuner:
         hh = min(ch, max(1, round(fh * self.config.crop)))
         ww = min(cw, max(1, round(fw * self.config.crop)))
         y0, x0 = int(rng.integers(ch - hh + 1)), int(rng.integers(cw - ww + 1))
-        if (self.config.anchor_windows and annotated is not None
-                and not annotated[y0 * cell : (y0 + hh) * cell, x0 * cell : (x0 + ww) * cell].any()):
-            holding = np.flatnonzero(windows_holding(cells_holding(annotated, cell), hh, ww))
+        if (self.config.anchor_windows and targets is not None
+                and not targets[y0 * cell : (y0 + hh) * cell, x0 * cell : (x0 + ww) * cell].any()):
+            holding = np.flatnonzero(windows_holding(cells_holding(targets, cell), hh, ww))
             if holding.size:
                 y0, x0 = divmod(int(holding[rng.integers(holding.size)]), cw - ww + 1)
         return y0, y0 + hh, x0, x0 + ww

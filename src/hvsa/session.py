@@ -123,7 +123,7 @@ class SessionConfig:
             selector=d["selector"],
             model=d.get("model"),
             decoder_channels=int(d.get("decoder_channels", 64)),
-            # a session saved before views (or the hold) existed trained without them
+            # a session saved before views (the hold, anchored windows) existed trained without them
             finetune=FinetuneConfig(**({"view_share": 0.0, "hold_unseen": 0.0, "anchor_windows": False} | d["finetune"])),
             flow_preset=d.get("flow_preset", "medium"),
             epsilon=float(d.get("epsilon", DEFAULT_EPSILON)),
