@@ -208,6 +208,18 @@ def test_a_training_window_computes_the_losses_of_those_pixels_only() -> None:
     assert float(tc.detach()) == pytest.approx(float(expected), rel=1e-5)
 
 
+def test_losses_from_targets_read_once_equal_those_read_for_the_window() -> None:
+    torch.manual_seed(0)
+    data = _WindowData()
+    data._labels[0, :, :5] = 255  # noqa: SLF001 - a target on part of frame 0 only
+    tuner = FineTuner(_StrideTwoNet(), FinetuneConfig(loss_stride=2, crop=0.5, class_balance=0.0, anchor_windows=True))
+    tuner._weight = None  # noqa: SLF001 - run() sets it from the annotations
+    window = (1, 3, 1, 3)
+    read_once = tuner._losses(data, 0, 1, window, tuner._pair_targets(data, 0, 1))  # noqa: SLF001
+    for got, expected in zip(read_once, tuner._losses(data, 0, 1, window)):  # noqa: SLF001
+        assert float(got.detach()) == float(expected.detach())
+
+
 def test_tap_strides_from_shapes() -> None:
     from hvsa.finetune import tap_strides
 
@@ -311,13 +323,13 @@ def test_target_pixels_of_a_pair_are_the_union_of_its_frames() -> None:
     data._labels[0, :4] = 255  # noqa: SLF001 - frame 0: the bottom half annotated
     data._labels[1, :, :] = 255  # noqa: SLF001
     data._labels[1, 0, 0] = 1  # noqa: SLF001 - frame 1: one pixel
-    union = tuner._target_pixels(data, 0, 1)  # noqa: SLF001
+    union = tuner._target_pixels(tuner._pair_targets(data, 0, 1))  # noqa: SLF001
     assert union[4:].all() and union[0, 0] and union[:4].sum() == 1
     data.annotated = []
     data.annotation = lambda t: None
-    assert tuner._target_pixels(data, 0, 1) is None  # noqa: SLF001
+    assert tuner._target_pixels(tuner._pair_targets(data, 0, 1)) is None  # noqa: SLF001
     unanchored = FineTuner(_TinyNet(), FinetuneConfig(crop=0.5, anchor_windows=False))
-    assert unanchored._target_pixels(_WindowData(), 0, 1) is None  # noqa: SLF001
+    assert unanchored._target_pixels(unanchored._pair_targets(_WindowData(), 0, 1)) is None  # noqa: SLF001
 
 
 class _ViewData(_TinyData):
@@ -437,9 +449,9 @@ def test_anchored_windows_also_count_held_labels_as_targets() -> None:
     tuner.run(data, np.random.default_rng(0), steps=1)
     expected = np.ones((8, 8), bool)
     expected[:, 4] = False  # held labels of confidence 0.4 are not targets
-    np.testing.assert_array_equal(tuner._target_pixels(data, 1, 1), expected)  # noqa: SLF001
+    np.testing.assert_array_equal(tuner._target_pixels(tuner._pair_targets(data, 1, 1)), expected)  # noqa: SLF001
     data.prediction = lambda t: (np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.float32))  # nothing confident
-    assert not tuner._target_pixels(data, 1, 1).any()  # noqa: SLF001
+    assert not tuner._target_pixels(tuner._pair_targets(data, 1, 1)).any()  # noqa: SLF001
 
 
 def test_propagated_targets_fill_what_the_annotations_leave_before_the_hold() -> None:

@@ -315,8 +315,9 @@ class FineTuner:
                 loss = ce
                 view_items += 1
             else:
-                window = self._window(data, rng, targets=self._target_pixels(data, t, t2))
-                ce, tc = self._losses(data, t, t2, window)
+                targets = self._pair_targets(data, t, t2)
+                window = self._window(data, rng, targets=self._target_pixels(targets))
+                ce, tc = self._losses(data, t, t2, window, targets)
                 loss = ce + cfg.lambda_tc * tc if cfg.lambda_tc > 0 else ce
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -375,16 +376,21 @@ class FineTuner:
                 y0, x0 = divmod(int(holding[rng.integers(holding.size)]), cw - ww + 1)
         return y0, y0 + hh, x0, x0 + ww
 
-    def _target_pixels(self, data: TrainingData, t: int, t2: int) -> np.ndarray | None:
-        """bool (H, W): the pixels of frame ``t`` or ``t2`` that L_ce has a target for (annotated,
-        or held or propagated, :meth:`_target`); None when there are none, or when the windows
-        are not anchored (nothing to compute)."""
+    def _pair_targets(self, data: TrainingData, t: int, t2: int) -> tuple[np.ndarray | None, ...] | None:
+        """The whole-frame L_ce targets of ``t`` and ``t2`` (:meth:`_target`) when the windows are
+        anchored, read once per item: the window is chosen from them and the losses cut them to
+        it. None when the windows are not anchored (the losses then read only the window)."""
         if not self.config.anchor_windows or self.config.crop >= 1:
             return None
-        out = None
         whole = (slice(None), slice(None))
-        for u in (t, t2):
-            target = self._target(data, u, whole)
+        return self._target(data, t, whole), self._target(data, t2, whole)
+
+    def _target_pixels(self, targets: tuple[np.ndarray | None, ...] | None) -> np.ndarray | None:
+        """bool (H, W): the pixels that some frame of ``targets`` (:meth:`_pair_targets`) has an
+        L_ce target for (annotated, held or propagated); None when neither frame has one, or
+        without ``targets``."""
+        out = None
+        for target in targets or ():
             if target is not None:
                 has = target != self.config.ignore_index
                 out = has if out is None else out | has
@@ -428,10 +434,12 @@ class FineTuner:
         return ce_loss(logits, target, cfg.ignore_index, self._weight)
 
     def _losses(
-        self, data: TrainingData, t: int, t2: int, window: tuple[int, int, int, int] | None = None
+        self, data: TrainingData, t: int, t2: int, window: tuple[int, int, int, int] | None = None,
+        targets: tuple[np.ndarray | None, ...] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(L_ce, L_tc) of the pair (t, t2), on the whole frames or on ``window`` (coarsest-tap
-        cells, see :meth:`_window`)."""
+        cells, see :meth:`_window`). ``targets``: the pair's whole-frame L_ce targets when already
+        read (:meth:`_pair_targets`); otherwise they are read for the window alone."""
         cfg = self.config
         s = cfg.loss_stride
         h, w = data.frame_hw
@@ -443,7 +451,10 @@ class FineTuner:
         logits = F.interpolate(self.model.decode(taps), size=(gh, gw), mode="bilinear", align_corners=False)
         target = torch.full((2, gh, gw), cfg.ignore_index, dtype=torch.int64)
         for i, u in enumerate((t, t2)):
-            a = self._target(data, u, grid)
+            if targets is None:
+                a = self._target(data, u, grid)
+            else:
+                a = None if targets[i] is None else targets[i][grid]
             if a is not None:
                 target[i] = torch.from_numpy(a)
         ce = ce_loss(logits, target.to(self.device), cfg.ignore_index, self._weight)
