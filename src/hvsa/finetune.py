@@ -8,11 +8,13 @@ Losses (pure functions, :func:`ce_loss`, :func:`tc_loss`):
   forward-backward consistency mask (DESIGN.md). It applies to pairs without annotation too.
 
 Training items are frame pairs (t, t') with 1 <= |t - t'| <= 2. The encoder is frozen (its
-taps come from a per-video disk cache), the decoder is trained with SGD (momentum 0.9, poly
-learning-rate decay), continuing from the previous iteration's weights. A share of the items
-that start at an annotated frame train L_ce on a *view* of it instead (rescaled or mirrored and
-re-encoded, :mod:`hvsa.model.views`): a few annotated frames then teach the object at the sizes
-and orientations the rest of the video shows it in. While some class has no annotated pixel,
+taps come from a per-video disk cache; training its body too was within chance on davis2016 and
+about 4 points lower on camvid-1hz, at twice the time: docs/benchmarks.md), the decoder is
+trained with SGD (momentum 0.9, poly learning-rate decay), continuing from the previous
+iteration's weights. A share of the items that start at an annotated frame train L_ce on a
+*view* of it instead (rescaled or mirrored and re-encoded, :mod:`hvsa.model.views`): a few
+annotated frames then teach the object at the sizes and orientations the rest of the video
+shows it in. While some class has no annotated pixel,
 ``hold_unseen`` adds the confident labels from before the fine-tuning to L_ce's targets, so a
 first batch of background samples does not erase the classes nobody has annotated yet.
 ``propagated_targets`` adds the labels propagated from the annotated pixels along optical-flow
