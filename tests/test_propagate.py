@@ -142,12 +142,20 @@ def test_disk_scratch_gives_the_same_labels(tmp_path: Path) -> None:
     gt, flow, _ = _square_clip(frames=7)
     clip = _Clip(gt, {1: gt[1], 6: gt[6]}, flow)
     mem = list(propagate(clip))
-    disk = list(propagate(clip, scratch=tmp_path))
+    disk = []
+    for item in propagate(clip, scratch=tmp_path):
+        disk.append(item)
+        assert len(list(tmp_path.iterdir())) == 6  # the scratch lives on disk meanwhile
     for (t, la, ca), (u, lb, cb) in zip(mem, disk):
         assert t == u
         np.testing.assert_array_equal(la, lb)
         np.testing.assert_array_equal(ca, cb)
-    assert list(tmp_path.iterdir())  # the scratch lived on disk
+    assert not list(tmp_path.iterdir())  # and is gone once the last frame is out
+
+    stopped = propagate(clip, scratch=tmp_path)
+    next(stopped)
+    stopped.close()  # a consumer that stops early (or raises) leaves nothing behind either
+    assert not list(tmp_path.iterdir())
 
 
 def test_carry_moves_labels_along_the_flow_and_discounts_broken_steps() -> None:

@@ -266,3 +266,6 @@ def test_disk_array_round_trip_reopen_and_layout_change(tmp_path: Path) -> None:
         assert a.missing() == [0, 2]
     with DiskArray.open_or_create(path, 3, (2, 2), np.float32, meta={"k": 2}) as a:
         assert a.missing() == [0, 1, 2]  # other parameters: stale records dropped
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "a.bin.filled", "a.bin.json"]
+    DiskArray.open_or_create(path, 3, (2, 2), np.float32, meta={"k": 2}).remove()
+    assert not list(tmp_path.iterdir())

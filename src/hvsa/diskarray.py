@@ -133,6 +133,12 @@ class DiskArray:
                 os.close(fd)
                 setattr(self, name, None)
 
+    def remove(self) -> None:
+        """Close the array and delete its files (the records, ``.json`` and ``.filled``)."""
+        self.close()
+        for p in (self.path, self._meta_path(self.path), self._filled_path(self.path)):
+            p.unlink(missing_ok=True)
+
     def __enter__(self) -> "DiskArray":
         return self
 

@@ -206,10 +206,12 @@ def fill_unreached(labels: np.ndarray, ignore_index: int = 255, default: int = 0
 
 
 class _Scratch:
-    """Per-frame (labels uint8, conf float16) of one pass: in memory, or on disk in ``folder``."""
+    """Per-frame (labels uint8, conf float16) of one pass: in memory, or on disk in ``folder``
+    until :meth:`close` deletes it (a session would otherwise keep three bytes per pixel per
+    frame that nothing reads again)."""
 
     def __init__(self, n: int, hw: tuple[int, int], folder: str | os.PathLike | None) -> None:
-        self._closers = []
+        self._disk: list = []
         if folder is None:
             self.labels = np.empty((n, *hw), np.uint8)
             self.conf = np.empty((n, *hw), np.float16)
@@ -221,12 +223,12 @@ class _Scratch:
         meta = {"what": "label propagation scratch"}
         self.labels = DiskArray.open_or_create(folder / "lp-scratch-labels.u8", n, hw, np.uint8, meta=meta)
         self.conf = DiskArray.open_or_create(folder / "lp-scratch-conf.f16", n, hw, np.float16, meta=meta)
-        self._closers = [self.labels, self.conf]
+        self._disk = [self.labels, self.conf]
 
     def close(self) -> None:
-        for c in self._closers:
-            c.close()
-        self._closers = []
+        for array in self._disk:
+            array.remove()
+        self._disk = []
 
 
 def _pass(data: PropagationInputs, order: range, cfg: PropagationConfig, ignore_index: int):  # noqa: ANN202
@@ -267,7 +269,8 @@ def propagate(
         config: propagation settings (default :class:`PropagationConfig`).
         ignore_index: the label of unannotated pixels in ``data.annotation(t)``.
         scratch: folder for the backward pass's per-frame state (three bytes per pixel per
-            frame); None keeps it in memory (short clips).
+            frame), deleted when the generator finishes or is closed; None keeps it in memory
+            (short clips).
 
     Yields:
         (t, labels uint8 (H, W), confidence float32 (H, W) in [0, 1]) for t = 0..T-1 in order.
