@@ -96,8 +96,10 @@ def test_grid_rejects_bad_values(kw: dict, needle: str) -> None:
 
 def test_parse_list() -> None:
     assert parse_list("1, 2,2,3", "budget-pct", float) == (1.0, 2.0, 3.0)
-    with pytest.raises(InputError, match="'x' is not a int"):
+    with pytest.raises(InputError, match="seeds: 'x' is not an integer"):
         parse_list("1,x", "seeds", int)
+    with pytest.raises(InputError, match="budget-pct: '2%' is not a number"):
+        parse_list("1,2%", "budget-pct", float)
     with pytest.raises(InputError, match="comma-separated"):
         parse_list(" , ", "method")
 

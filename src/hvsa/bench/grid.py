@@ -145,6 +145,9 @@ def folds(sequences: Sequence[SequenceRef], k: int) -> list[Fold]:
     return out
 
 
+_KIND_NAMES = {int: "an integer", float: "a number"}
+
+
 def parse_list(text: str, what: str, kind: type = str) -> tuple:
     """``"a,b,c"`` -> ``("a", "b", "c")`` converted by ``kind``; duplicates dropped, order kept."""
     items = [t.strip() for t in str(text).split(",") if t.strip()]
@@ -155,7 +158,7 @@ def parse_list(text: str, what: str, kind: type = str) -> tuple:
         try:
             value = kind(item)
         except ValueError:
-            raise InputError(f"{what}: {item!r} is not a {kind.__name__}") from None
+            raise InputError(f"{what}: {item!r} is not {_KIND_NAMES.get(kind, 'a ' + kind.__name__)}") from None
         if value not in out:
             out.append(value)
     return tuple(out)
