@@ -514,9 +514,9 @@ def test_time_left_goes_at_the_pace_of_the_runs_done() -> None:
         (["bench", "report", "{tmp}", "--iterations", "3"], "--iterations belongs to running a grid"),  # the default
         (["bench", "report", "{tmp}", "--samples-from", "hvsa", "--device", "cpu", "--lambda-tc", "1"],
          "--device, --lambda-tc, --samples-from belong to running a grid"),
-        (["bench", "report", "{tmp}", "--budget-pct", "2,x"], "'x' is not a float"),
+        (["bench", "report", "{tmp}", "--budget-pct", "2,x"], "'x' is not a number"),
         (["bench", "{data}", "--out", "{tmp}/o", "--method", "magic"], "unknown method 'magic'"),
-        (["bench", "{data}", "--out", "{tmp}/o", "--budget-pct", "1,x"], "'x' is not a float"),
+        (["bench", "{data}", "--out", "{tmp}/o", "--budget-pct", "1,x"], "'x' is not a number"),
         (["bench", "{tmp}", "--out", "{tmp}/o"], "no labelled sequence"),
     ],
 )
