@@ -547,6 +547,17 @@ def test_bench_refuses_to_resume_with_other_settings(data: Path, tmp_path: Path,
     assert "holds a bench run with other settings" in capsys.readouterr().err
 
 
+def test_bench_settings_refuse_what_cannot_run() -> None:
+    from hvsa.bench.runner import BenchSettings
+
+    with pytest.raises(InputError, match="'gpu' is not a device"):
+        BenchSettings(device="gpu")
+    with pytest.raises(InputError, match="pretrain-folds: expected 0 \\(off\\) or at least 2"):
+        BenchSettings(pretrain_folds=1)
+    with pytest.raises(InputError, match="exclude each other"):
+        BenchSettings(pretrain_folds=2, model="m.pt")
+
+
 def test_bench_settings_from_before_a_new_field_match_only_where_it_changes_nothing() -> None:
     from hvsa.bench.runner import BenchSettings, _with_added_fields
 

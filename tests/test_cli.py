@@ -92,6 +92,35 @@ def test_bad_flag_values_are_usage_errors(clip: Path, tmp_path: Path, capsys: py
     _one_line_error(capsys, "expected a positive integer")
 
 
+def test_check_device() -> None:
+    import torch
+
+    from hvsa.checks import check_device
+    from hvsa.errors import InputError
+
+    assert check_device("cpu") == "cpu" and check_device("cpu:0") == "cpu:0"
+    for bad, needle in [("gpu", "'gpu' is not a device"), ("meta", "expected cpu, cuda, cuda:N or mps"),
+                        ("cuda:99", "cuda:99:")]:
+        with pytest.raises(InputError, match=needle):
+            check_device(bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no CUDA device is available .*; use --device cpu"):
+            check_device("cuda")
+
+
+@pytest.mark.parametrize("command", ["demo", "simulate", "bench", "pretrain"])
+def test_unusable_device_is_a_usage_error_before_any_work(
+    command: str, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / ("o.pt" if command == "pretrain" else "o")
+    argv = [command, "--out", str(out), "--device", "gpu"] + ([] if command == "demo" else [str(clip)])
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    _one_line_error(capsys, "argument --device: 'gpu' is not a device")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("command", ["demo", "simulate", "serve", "pretrain"])
 def test_threads_flag_limits_torch_opencv_and_child_processes(
     command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture

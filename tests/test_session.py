@@ -242,6 +242,11 @@ def test_create_and_open_errors(tmp_path: Path, clip: Path) -> None:
         Session.create(tmp_path / "x", clip, selector="best")
     with pytest.raises(InputError, match="granularity"):
         Session.create(tmp_path / "y", clip, granularity="hex9")
+    with pytest.raises(InputError, match="'gpu' is not a device"):
+        Session.create(tmp_path / "z", clip, device="gpu")
+    with pytest.raises(InputError, match="'gpu' is not a device"):
+        Session.open(tmp_path / "s", device="gpu")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "z").exists()  # refused before any file
     with pytest.raises(InputError, match="exactly one of"):
         LoopSettings(iterations=2, per_iteration=3, budget_pct=2.0)
 

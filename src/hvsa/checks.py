@@ -28,6 +28,7 @@ __all__ = [
     "check_fraction",
     "check_in_range",
     "check_path",
+    "check_device",
     "parse_size",
     "working_size",
 ]
@@ -152,6 +153,38 @@ def check_path(path: str | os.PathLike, what: str, *, kind: str = "any") -> Path
 
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+
+def check_device(device: object, name: str = "device") -> str:
+    """A torch device this machine can compute on, as given (``"cpu"``, ``"cuda"``, ``"cuda:1"``,
+    ``"mps"``). Checked before any work starts, so ``--device cuda`` on a machine or a torch
+    build without CUDA stops with what to use instead, not with torch's assertion halfway through
+    a run. ``"cpu"`` does not import torch. ``name`` prefixes the message (empty: none)."""
+    text = str(device).strip()
+    if text == "cpu":
+        return text
+    import torch
+
+    def fail(reason: str) -> InputError:
+        return InputError(f"{name}: {reason}" if name else reason)
+
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, TypeError, ValueError):
+        raise fail(f"{text!r} is not a device; expected cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+            raise fail(f"{text}: no CUDA device is available (torch {torch.__version__}, {build}); use --device cpu")
+        if dev.index is not None and dev.index >= count:
+            raise fail(f"{text}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise fail(f"{text}: no MPS device is available; use --device cpu")
+    elif dev.type != "cpu":
+        raise fail(f"{text!r}: expected cpu, cuda, cuda:N or mps")
+    return text
 
 
 def parse_size(text: str | Sequence[int] | None) -> tuple[int, int] | None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hvsa.checks import check_device
 from hvsa.errors import InputError
 
 __all__ = ["PretrainConfig", "pretrain"]
@@ -127,6 +128,7 @@ def pretrain(
     cfg = config or PretrainConfig()
     if not data:
         raise InputError("pretrain: give at least one labelled sequence")
+    device = check_device(device)
     if cache_dir is None or isinstance(cache_dir, (str, os.PathLike)):
         caches = [Path(cache_dir) if cache_dir is not None else default_cache_dir()] * len(data)
     else:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from hvsa.annotate.base import Annotator, SampleLabels, SampleRequest
-from hvsa.checks import check_path
+from hvsa.checks import check_device, check_path
 from hvsa.cost import DEFAULT_EPSILON, pool_clicks, video_clicks
 from hvsa.diskarray import DiskArray
 from hvsa.errors import InputError, StoreError
@@ -316,6 +316,7 @@ class Session:
         from hvsa.select import SELECTORS
         from hvsa.video.data import open_data
 
+        device = check_device(device)
         folder = Path(folder)
         if (folder / DB_NAME).exists():
             raise StoreError(f"{folder}: already holds a session; open it (--resume) or choose another folder")
@@ -367,6 +368,7 @@ class Session:
     @classmethod
     def open(cls, folder: str | os.PathLike, *, device: str = "cpu") -> "Session":
         """Reopen a session folder where it stopped."""
+        device = check_device(device)
         folder = check_path(folder, "session folder", kind="dir")
         store = Store(folder)
         try:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from hvsa.bench.grid import Fold, Grid, RunSpec, SequenceRef, find_sequences, folds
 from hvsa.bench.results import ResultRow, rows_from_report, write_results
+from hvsa.checks import check_device
 from hvsa.errors import InputError
 from hvsa.finetune import FinetuneConfig
 from hvsa.memory import reset_peak
@@ -83,6 +84,7 @@ class BenchSettings:
             raise InputError("--model and --pretrain-folds exclude each other: one checkpoint for every run, or one per fold")
         if self.pretrain_folds == 1 or self.pretrain_folds < 0:
             raise InputError(f"pretrain-folds: expected 0 (off) or at least 2, got {self.pretrain_folds}")
+        check_device(self.device)
 
     def identity(self) -> dict:
         """The settings that change results (bench.json compares them on resume), as JSON reads

@@ -15,6 +15,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+def device(text: str) -> str:
+    """A torch device this machine has (:func:`hvsa.checks.check_device`), checked as the
+    arguments are parsed, before any work."""
+    from hvsa.checks import check_device
+    from hvsa.errors import InputError
+
+    try:
+        return check_device(text, name="")
+    except InputError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def nonneg_float(text: str) -> float:
     try:
         value = float(text)
@@ -83,7 +95,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--propagated-targets", type=nonneg_float, default=None,
                    help="also train on the labels propagated from the annotations along optical-flow chains where"
                    " their chain confidence is at least this (default 0 = off; hvsa and finetune-only never do)")
-    m.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    m.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
 
 
 def finetune_config(args: argparse.Namespace):  # noqa: ANN201 - FinetuneConfig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hvsa.cli._common import add_threads_argument, positive_float, positive_int
+from hvsa.cli._common import add_threads_argument, device, positive_float, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--granularity", "-g", default="sp200", help="sample pool (default sp200)")
     p.add_argument("--budget-pct", type=positive_float, default=6.0, help="total clicks %% (default 6)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
     add_threads_argument(p)
     return p
 

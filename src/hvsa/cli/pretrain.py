@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hvsa.cli._common import add_threads_argument, positive_float, positive_int
+from hvsa.cli._common import add_threads_argument, device, positive_float, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    " for finer boundaries (default 4,8,16,32)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--cache", help="cache folder for frames and encoder taps (default: the hvsa cache)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, ... (default cpu)")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
     add_threads_argument(p)
     return p
 
