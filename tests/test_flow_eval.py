@@ -42,6 +42,7 @@ def test_flow_eval_default_root(
     "argv, message",
     [
         (["flow-eval", "{missing}"], "does not exist"),
+        (["flow-eval", "{empty}"], "no flow benchmark pairs found"),
         (
             ["flow-eval", "{root}", "--preset", "slow"],
             "unknown DIS preset 'slow'; expected one of: ultrafast, fast, medium",
@@ -55,7 +56,10 @@ def test_flow_eval_bad_input_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
     root = make_benchmark(tmp_path / "flow")
-    argv = [a.format(root=root, missing=tmp_path / "missing") for a in argv]
+    (tmp_path / "empty").mkdir()
+    argv = [a.format(root=root, missing=tmp_path / "missing", empty=tmp_path / "empty") for a in argv]
     assert main(argv) == 2
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert err.startswith("hvsa: error:") and message in err and len(err.strip().splitlines()) == 1
+    assert captured.out == ""  # refused before the table's header

@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     from hvsa.flow.evaluate import iter_evaluate_folder, summarize
 
+    scored = iter_evaluate_folder(root, args.preset, args.threshold, backend=args.backend, longest=args.longest)
     out = sys.stdout
     print(
         f"flow backend {args.backend} (preset {args.preset}), forward-backward threshold {args.threshold:g} px,"
@@ -78,9 +79,7 @@ def run(args: argparse.Namespace) -> int:
     print(head, file=out)
     print("-" * len(head), file=out)
     results = []
-    for r in iter_evaluate_folder(
-        root, args.preset, args.threshold, backend=args.backend, longest=args.longest
-    ):
+    for r in scored:
         results.append(r)
         size = f"{r.size[0]}x{r.size[1]}"
         print(

@@ -362,7 +362,11 @@ def iter_evaluate_folder(
     if longest is not None:
         longest = int(check_positive(longest, "longest", integer=True))
     flow = make_flow_backend(backend, preset=preset) if isinstance(backend, str) else backend
-    pairs = _find_pairs(root)
+    pairs = _find_pairs(root)  # bad input fails on the call, not at the first result
+    return _evaluate_pairs(pairs, flow, threshold, longest)
+
+
+def _evaluate_pairs(pairs: list[_Pair], flow: FlowBackend, threshold: float, longest: int | None) -> Iterator[PairResult]:
     warm = np.zeros((32, 32, 3), dtype=np.uint8)
     flow(warm, warm)  # load the library and build the solver outside the timings
     for pair in pairs:
