@@ -366,7 +366,9 @@ def iter_evaluate_folder(
     return _evaluate_pairs(pairs, flow, threshold, longest)
 
 
-def _evaluate_pairs(pairs: list[_Pair], flow: FlowBackend, threshold: float, longest: int | None) -> Iterator[PairResult]:
+def _evaluate_pairs(
+    pairs: list[_Pair], flow: FlowBackend, threshold: float, longest: int | None
+) -> Iterator[PairResult]:
     warm = np.zeros((32, 32, 3), dtype=np.uint8)
     flow(warm, warm)  # load the library and build the solver outside the timings
     for pair in pairs:
