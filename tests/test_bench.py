@@ -20,6 +20,7 @@ from hvsa.bench.report import (
     markdown_table,
     reach_table,
     render_report,
+    run_by_run,
     timing_table,
 )
 from hvsa.bench.results import (
@@ -321,10 +322,26 @@ def test_methods_are_compared_with_lp_and_the_report_shows_both() -> None:
     assert (m.contender, m.shared, m.pairs, m.miou_diff_se) == ("hvsa-crf", "hvsa", 1, None)
     assert m.miou_diff == pytest.approx(0.3) and m.p_value == 1.0 and m.verdict == "within chance"
     text = render_report(rows, {})
-    assert "### Against random selection and against lp, run by run" in text
+    assert "### Against random selection and lp, run by run" in text
     assert "| hvsa-crf | lp | frame | hvsa | 2 % | 1 | +30.0 | 1 / 0 | +0.00 | 1.000 | within chance | - | 1 | 1.000 |" in text
     assert "| hvsa | random | frame | hvsa-crf | 2 % | 1 | +10.0 | 1 / 0 | +0.50 | 1.000 | within chance | - | 1 | 1.000 |" in text
     assert "run by run" not in render_report(_rows(), {})  # nothing to compare with: no section
+
+
+def test_fine_tuning_methods_are_compared_with_finetune_only_the_papers_ablation() -> None:
+    rows = [_final("cows", 0, "hvsa", miou, 2.0, method=m)
+            for m, miou in (("finetune-only", 0.80), ("hvsa", 0.83), ("hvsa-crf", 0.86), ("lp", 0.60), ("copy", 0.55))]
+    rows.append(_final("cows", 0, "hvsa", 0.9, 2.0, method="magic"))  # a method this version lacks: no ablation
+    ablation = {c.contender: c.miou_diff for c in run_by_run(rows) if c.baseline == "finetune-only"}
+    # lp and copy do not fine-tune: they meet finetune-only only as its baseline (lp) or not at all
+    assert ablation == {"hvsa": pytest.approx(0.03), "hvsa-crf": pytest.approx(0.06)}
+    against_lp = {c.contender for c in run_by_run(rows) if c.baseline == "lp"}
+    assert against_lp == {"finetune-only", "hvsa", "hvsa-crf", "copy", "magic"}
+    text = render_report(rows, {})
+    assert "### Against lp and finetune-only, run by run" in text
+    assert "| hvsa | finetune-only | frame | hvsa | 2 % | 1 | +3.0 | 1 / 0 | +0.00 | 1.000 | within chance |" in text
+    rows.append(_final("cows", 0, "random", 0.7, 2.0, method="hvsa"))
+    assert "### Against random selection, lp and finetune-only, run by run" in render_report(rows, {})
 
 
 def test_fewest_clicks_picks_the_cheapest_point_and_its_granularity() -> None:
