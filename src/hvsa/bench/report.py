@@ -7,9 +7,8 @@ pixel accuracy and TC at each budget for finetune-only, lp, hvsa, hvsa-fused and
 run-by-run comparison of every selector with random selection, of every method with ``lp`` and
 of every fine-tuning method with ``finetune-only`` (the mean mIoU difference of runs on the same
 sequence with the same seed, and whether it is more than chance) and the seconds per iteration
-with the runs' peak memory. When ``DIR/bench.json``
-exists (written by ``hvsa bench``) the commands that filled the folder and the machine are quoted
-too; nothing else is read.
+with the runs' peak memory. When ``DIR/bench.json`` exists (written by ``hvsa bench``) the
+commands that filled the folder and the machine are quoted too; nothing else is read.
 
 ``hvsa bench report DIR... --out OUT`` does the same for the runs of several folders together
 (an experiment whose seeds or selectors ran into separate folders, one per core, say), written
@@ -262,7 +261,7 @@ def render_report(
                 " selector (or only in the method); the difference is the contender's final mIoU minus"
                 " the baseline's, its mean over the pairs ± its standard error. Against finetune-only"
                 " (lambda = 0), `hvsa`'s difference is what the temporal-consistency loss adds;"
-                " `hvsa-fused` and `hvsa-crf` also label differently. p is the two-sided"
+                " `hvsa-fused` and `hvsa-crf` differ in more (how they label, and the hold). p is the two-sided"
                 " sign-flip p-value of that mean (how often flipping the pairs' signs at random gives"
                 f" a mean as far from zero); below {SIGNIFICANCE:g} the verdict is ahead or behind. With"
                 " n pairs p is at least 2 / 2^n, so five pairs or fewer never decide. \"Pairs a verdict"
