@@ -151,7 +151,7 @@ def run_by_run(rows: Sequence[ResultRow]) -> list[Comparison]:
     from hvsa.methods import METHODS
 
     def fine_tunes(method: str) -> bool:  # results.csv may name a method this version lacks
-        return method in METHODS.names() and METHODS.get(method).trains
+        return method in METHODS and METHODS.get(method).trains
 
     ablation = [c for c in compare(rows, "method", "finetune-only") if fine_tunes(c.contender)]
     return compare(rows, "selector", "random") + compare(rows, "method", "lp") + ablation
