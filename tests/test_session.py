@@ -13,6 +13,7 @@ from hvsa.errors import InputError, StoreError
 from hvsa.finetune import FinetuneConfig
 from hvsa.session import LoopSettings, Session, run_loop
 from hvsa.synth import generate
+from hvsa.types import SampleId
 
 FAST = FinetuneConfig(epochs=4, min_steps=30, lr=0.01)
 
@@ -228,6 +229,47 @@ def test_the_annotator_stops_when_the_allowance_is_spent(tmp_path: Path, clip: P
     with Session.open(tmp_path / "cut") as s:
         s.annotate(s.select(), SimulatedAnnotator(s.gt))
         assert [(r.pool_index, r.clicks) for r in s.store.annotations(iteration=1)] == [(r.pool_index, r.clicks) for r in rows]
+
+
+def _dear_sample_batch(s: Session, allowance: float) -> tuple[int, int, int]:
+    """Start iteration 1 with three rec samples (a, b, c), in that rank order: a estimated at
+    0.1 clicks but dearer, b estimated to fill the allowance with a's estimate (so the batch
+    fits), c cheap enough to fit after a. Returns their pool indices."""
+    s.prepare()
+    annotator = SimulatedAnnotator(s.gt)
+    ts, ns = s.pool.sample_indices(np.arange(len(s.pool)))
+    cost = {p: annotator.annotate(s.request(SampleId(int(t), int(n)))).clicks for p, (t, n) in enumerate(zip(ts, ns))}
+    a = max(cost, key=cost.get)
+    c = next(p for p in cost if p != a and 1 <= cost[p] <= allowance - cost[a])
+    b = next(p for p in cost if p not in (a, c))
+    assert 0.1 < cost[a] < allowance
+    picks = [a, b, c]
+    t, n = s.pool.sample_indices(np.array(picks))
+    s.store.start_iteration(1, 3, allowance)
+    s.store.add_selections(1, [(p, ti, ni, e) for p, ti, ni, e in zip(picks, t, n, (0.1, allowance - 0.1, 0.1))])
+    return a, b, c
+
+
+def test_a_sample_whose_estimate_no_longer_fits_is_withdrawn(tmp_path: Path, clip: Path) -> None:
+    """Once the samples before it cost more than estimated, a sample estimated above what is
+    left of the allowance is not annotated (it is free again) and a cheaper one after it still
+    is; a resumed iteration withdraws the same one."""
+    allowance = 40.0
+    with Session.create(tmp_path / "s", clip, finetune=FAST, granularity="rec32", selector="random") as s:
+        a, b, c = _dear_sample_batch(s, allowance)
+        charged = s.annotate(s.select(), SimulatedAnnotator(s.gt))
+        rows = s.store.annotations(iteration=1)
+        assert sorted(r.pool_index for r in rows) == sorted([a, c])
+        assert charged == sum(r.clicks for r in rows) <= allowance
+        assert [r.pool_index for r in s.store.selections(1)] == [a, c] and s.store.iteration(1).samples == 2
+        assert b not in s.store.selected_pool_indices().tolist()
+    with Session.create(tmp_path / "cut", clip, finetune=FAST, granularity="rec32", selector="random") as s:
+        _dear_sample_batch(s, allowance)
+        with pytest.raises(_Interrupt):
+            s.annotate(s.select(), _DiesAfter(SimulatedAnnotator(s.gt), 1))
+    with Session.open(tmp_path / "cut") as s:
+        s.annotate(s.select(), SimulatedAnnotator(s.gt))
+        assert sorted(r.pool_index for r in s.store.annotations(iteration=1)) == sorted([a, c])
 
 
 def test_create_and_open_errors(tmp_path: Path, clip: Path) -> None:

@@ -704,22 +704,29 @@ class Session:
         returns the clicks charged. Each annotation is committed as soon as it is made.
 
         When the iteration has a click allowance (budget mode), the annotator is paid as they
-        go: once the clicks charged in this iteration reach the allowance, the rest of the batch
-        is withdrawn (free again for later iterations). The batch was chosen on estimated
-        clicks; this bounds what an iteration spends beyond its allowance by the clicks of its
-        last sample, however wrong the estimates were.
+        go. The batch was chosen on estimated clicks that fitted the allowance, but samples can
+        cost more than estimated: a sample whose estimate exceeds what is left of the allowance
+        is withdrawn (free again for later iterations) and the next ones are still tried, and
+        once the clicks charged reach the allowance the rest of the batch is withdrawn. This
+        bounds what an iteration spends beyond its allowance by the error of one estimate,
+        however wrong the others were. What is left only shrinks, so a resumed iteration
+        withdraws the same samples.
         """
         k = batch.iteration
         done = set(self.store.annotated_pool_indices().tolist())
         allowance = self.store.iteration(k).budget
         spent = self.store.clicks_total(k)[0] - self.store.clicks_total(k - 1)[0]  # in this iteration
         clicks = 0
-        todo = [(sid, int(p)) for sid, p in zip(batch.samples, batch.pool_indices) if int(p) not in done]
+        todo = [(sid, int(p), float(e)) for sid, p, e in zip(batch.samples, batch.pool_indices, batch.est_clicks)
+                if int(p) not in done]
         withdrawn: list[int] = []
-        for i, (sid, _) in enumerate(progress(todo, desc=f"annotating (iteration {k})", unit="sample")):
+        for i, (sid, p, est) in enumerate(progress(todo, desc=f"annotating (iteration {k})", unit="sample")):
             if allowance is not None and spent >= allowance:
-                withdrawn = [p for _, p in todo[i:]]
+                withdrawn += [q for _, q, _ in todo[i:]]
                 break
+            if allowance is not None and est > allowance - spent:  # NaN (no estimate) fits
+                withdrawn.append(p)
+                continue
             answer = annotator.annotate(self.request(sid))
             self.add_annotation(sid, answer, iteration=k)
             clicks += answer.clicks
