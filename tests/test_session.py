@@ -197,13 +197,18 @@ def test_a_budget_batch_ranks_by_uncertainty_per_click(tmp_path: Path, clip: Pat
         assert picks.tolist() == [1, 2]  # 2 and 1.5 per click; sample 0 (1 per click) no longer fits
 
 
+def _start_batch(s: Session, picks: list[int], estimates: list[float], allowance: float) -> None:
+    """Start iteration 1 with the samples ``picks`` in that rank order, with these estimated clicks."""
+    t, n = s.pool.sample_indices(np.array(picks))
+    s.store.start_iteration(1, len(picks), allowance)
+    s.store.add_selections(1, list(zip(picks, t, n, estimates)))
+
+
 def _underestimated_batch(s: Session, allowance: float) -> None:
     """Start iteration 1 with every rec sample of frames 0-4, each estimated at 0.1 clicks."""
     s.prepare()
     picks = [p for p in range(len(s.pool)) if s.pool.sample_indices(np.array([p]))[0][0] < 5]
-    t, n = s.pool.sample_indices(np.array(picks))
-    s.store.start_iteration(1, len(picks), allowance)
-    s.store.add_selections(1, [(p, a, b, 0.1) for p, a, b in zip(picks, t, n)])
+    _start_batch(s, picks, [0.1] * len(picks), allowance)
 
 
 def test_the_annotator_stops_when_the_allowance_is_spent(tmp_path: Path, clip: Path) -> None:
@@ -243,10 +248,7 @@ def _dear_sample_batch(s: Session, allowance: float) -> tuple[int, int, int]:
     c = next(p for p in cost if p != a and 1 <= cost[p] <= allowance - cost[a])
     b = next(p for p in cost if p not in (a, c))
     assert 0.1 < cost[a] < allowance
-    picks = [a, b, c]
-    t, n = s.pool.sample_indices(np.array(picks))
-    s.store.start_iteration(1, 3, allowance)
-    s.store.add_selections(1, [(p, ti, ni, e) for p, ti, ni, e in zip(picks, t, n, (0.1, allowance - 0.1, 0.1))])
+    _start_batch(s, [a, b, c], [0.1, allowance - 0.1, 0.1], allowance)
     return a, b, c
 
 

@@ -721,12 +721,14 @@ class Session:
                 if int(p) not in done]
         withdrawn: list[int] = []
         for i, (sid, p, est) in enumerate(progress(todo, desc=f"annotating (iteration {k})", unit="sample")):
-            if allowance is not None and spent >= allowance:
-                withdrawn += [q for _, q, _ in todo[i:]]
-                break
-            if allowance is not None and est > allowance - spent:  # NaN (no estimate) fits
-                withdrawn.append(p)
-                continue
+            if allowance is not None:
+                left = allowance - spent
+                if left <= 0:
+                    withdrawn += [q for _, q, _ in todo[i:]]
+                    break
+                if est > left:  # NaN (no estimate) fits
+                    withdrawn.append(p)
+                    continue
             answer = annotator.annotate(self.request(sid))
             self.add_annotation(sid, answer, iteration=k)
             clicks += answer.clicks
