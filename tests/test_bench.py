@@ -11,6 +11,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hvsa.bench.grid import Grid, RunSpec, SequenceRef, find_sequences, folds, parse_list
@@ -256,10 +257,21 @@ def test_sign_flip_p_is_exact_for_few_pairs_and_estimated_for_many() -> None:
     exact, drawn = sign_flip_p(diffs), sign_flip_p(diffs, exact_up_to=0)
     assert 0.01 < exact < 0.2 and drawn == pytest.approx(exact, abs=0.01)
     assert sign_flip_p(diffs, exact_up_to=0) == drawn  # seeded: repeatable
+    assert sign_flip_p([0.01] * 24) == 2 / 2**24  # exact beyond what a table of patterns would hold
     with pytest.raises(InputError, match="non-empty"):
         sign_flip_p([])
-    with pytest.raises(InputError, match="expected 0 to 20"):
-        sign_flip_p([0.1], exact_up_to=40)
+    with pytest.raises(InputError, match="expected 0 to 40"):
+        sign_flip_p([0.1], exact_up_to=41)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 16, 17])
+def test_sign_flip_p_counts_every_sign_pattern(n: int) -> None:
+    # one decimal, as tables print them: many patterns tie with the observed sum
+    diffs = np.round(np.random.default_rng(n).normal(0.4, 2.0, n), 1)
+    patterns = 1.0 - 2.0 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
+    observed = abs(diffs.sum())
+    by_table = np.mean(np.abs(patterns @ diffs) >= observed - 1e-9)
+    assert sign_flip_p(diffs) == pytest.approx(by_table, abs=1e-12)
 
 
 def _final(sequence: str, seed: int, selector: str, miou: float, clicks: float, method: str = "hvsa-crf") -> ResultRow:
