@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from hvsa.annotate import SimulatedAnnotator
 from hvsa.errors import InputError, StoreError
 from hvsa.finetune import FinetuneConfig
 from hvsa.session import LoopSettings, Session, run_loop
+from hvsa.store import AnnotationRow
 from hvsa.synth import generate
 from hvsa.types import SampleId
 
@@ -211,6 +213,20 @@ def _underestimated_batch(s: Session, allowance: float) -> None:
     _start_batch(s, picks, [0.1] * len(picks), allowance)
 
 
+def _annotated_after_a_resume(
+    folder: Path, clip: Path, start_batch: Callable[[Session], object], dies_after: int
+) -> list[AnnotationRow]:
+    """Start iteration 1 with ``start_batch``, let the annotator die after ``dies_after`` samples,
+    reopen the session and finish annotating; the iteration's annotations."""
+    with Session.create(folder, clip, finetune=FAST, granularity="rec32", selector="random") as s:
+        start_batch(s)
+        with pytest.raises(_Interrupt):
+            s.annotate(s.select(), _DiesAfter(SimulatedAnnotator(s.gt), dies_after))
+    with Session.open(folder) as s:
+        s.annotate(s.select(), SimulatedAnnotator(s.gt))
+        return s.store.annotations(iteration=1)
+
+
 def test_the_annotator_stops_when_the_allowance_is_spent(tmp_path: Path, clip: Path) -> None:
     """Estimates far too low do not let an iteration overspend: samples are annotated in rank
     order until the allowance is reached, the rest are withdrawn and free again; an interrupted
@@ -227,13 +243,8 @@ def test_the_annotator_stops_when_the_allowance_is_spent(tmp_path: Path, clip: P
         assert [r.pool_index for r in s.store.selections(1)] == picked[: len(rows)]
         assert s.store.iteration(1).samples == len(rows)
         assert set(picked[len(rows):]).isdisjoint(s.store.selected_pool_indices().tolist())
-    with Session.create(tmp_path / "cut", clip, finetune=FAST, granularity="rec32", selector="random") as s:
-        _underestimated_batch(s, allowance)
-        with pytest.raises(_Interrupt):
-            s.annotate(s.select(), _DiesAfter(SimulatedAnnotator(s.gt), 2))
-    with Session.open(tmp_path / "cut") as s:
-        s.annotate(s.select(), SimulatedAnnotator(s.gt))
-        assert [(r.pool_index, r.clicks) for r in s.store.annotations(iteration=1)] == [(r.pool_index, r.clicks) for r in rows]
+    resumed = _annotated_after_a_resume(tmp_path / "cut", clip, lambda s: _underestimated_batch(s, allowance), 2)
+    assert [(r.pool_index, r.clicks) for r in resumed] == [(r.pool_index, r.clicks) for r in rows]
 
 
 def _dear_sample_batch(s: Session, allowance: float) -> tuple[int, int, int]:
@@ -265,13 +276,8 @@ def test_a_sample_whose_estimate_no_longer_fits_is_withdrawn(tmp_path: Path, cli
         assert charged == sum(r.clicks for r in rows) <= allowance
         assert [r.pool_index for r in s.store.selections(1)] == [a, c] and s.store.iteration(1).samples == 2
         assert b not in s.store.selected_pool_indices().tolist()
-    with Session.create(tmp_path / "cut", clip, finetune=FAST, granularity="rec32", selector="random") as s:
-        _dear_sample_batch(s, allowance)
-        with pytest.raises(_Interrupt):
-            s.annotate(s.select(), _DiesAfter(SimulatedAnnotator(s.gt), 1))
-    with Session.open(tmp_path / "cut") as s:
-        s.annotate(s.select(), SimulatedAnnotator(s.gt))
-        assert sorted(r.pool_index for r in s.store.annotations(iteration=1)) == sorted([a, c])
+    resumed = _annotated_after_a_resume(tmp_path / "cut", clip, lambda s: _dear_sample_batch(s, allowance), 1)
+    assert sorted(r.pool_index for r in resumed) == sorted([a, c])
 
 
 def test_create_and_open_errors(tmp_path: Path, clip: Path) -> None:
