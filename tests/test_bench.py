@@ -521,6 +521,53 @@ def test_bench_runs_a_grid_resumes_and_reports_from_the_csv_alone(
     assert "holds the results.csv of another grid" in capsys.readouterr().err
 
 
+def test_a_sequence_or_run_that_fails_fails_only_what_depends_on_it(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sequence whose frames cannot be read fails its own runs; a run that raises fails the
+    runs replaying its samples; a fold pre-trained on an unreadable sequence is not trained, and
+    its sequence's runs fail. The other runs finish and keep their rows."""
+    from hvsa.bench import runner
+
+    folder = tmp_path / "synth"
+    shutil.copytree(data, folder)
+    shutil.copytree(data / "b", folder / "c")
+    (folder / "c" / "frames" / "00002.png").write_bytes(b"not a png")
+    real_run = runner.execute_run
+
+    def failing_run(spec: RunSpec, *args: object) -> dict:
+        if (spec.sequence.name, spec.method) == ("b", "hvsa"):
+            raise RuntimeError("out of memory")
+        return real_run(spec, *args)
+
+    monkeypatch.setattr(runner, "execute_run", failing_run)  # --jobs 1 runs in this process
+    out = tmp_path / "out"
+    argv = ["bench", str(folder), "--out", str(out), "--selector", "random", "--method", "hvsa,lp",
+            "--budget-pct", "40", "--iterations", "1", "--epochs", "1", "--jobs", "1"]  # fmt: skip
+    assert main(argv) == 1
+    text = capsys.readouterr().out
+    assert "failed to prepare synth/c: DataError: " in text and "prepared synth/a in" in text
+    assert "2 runs finished, 0 skipped (done before), 4 failed" in text
+    prepared = "its sequence (or the network of its fold) could not be prepared"
+    assert f"failed: synth/c/frame-random-hvsa-b40-s0: {prepared}" in text
+    assert f"failed: synth/c/frame-random-lp-b40-s0: {prepared}" in text
+    assert "failed: synth/b/frame-random-hvsa-b40-s0: RuntimeError: out of memory" in text
+    assert ("failed: synth/b/frame-random-lp-b40-s0: the run whose samples it replays,"
+            " synth/b/frame-random-hvsa-b40-s0, did not finish") in text  # fmt: skip
+    assert sorted({(r.sequence, r.method) for r in read_results(out / "results.csv")}) == [("a", "hvsa"), ("a", "lp")]
+
+    monkeypatch.setattr(runner, "execute_run", real_run)
+    assert main([*argv, "--pretrain-folds", "3", "--out", str(tmp_path / "folds")]) == 1
+    text = capsys.readouterr().out
+    # c trains the folds of a and b; c's own fold trains on a and b but c cannot be prepared
+    assert "cannot pre-train synth/fold0: synth/c could not be prepared" in text
+    assert "cannot pre-train synth/fold1: synth/c could not be prepared" in text
+    assert "pre-trained synth/fold2 on 2 sequence(s)" in text and "for c" in text
+    assert "failed to prepare synth/a" not in text  # a prepared as c's training data; its runs are blocked
+    assert "0 runs finished, 0 skipped (done before), 6 failed" in text
+    assert [p.name for p in (tmp_path / "folds" / "models" / "synth").iterdir()] == ["fold2.pt"]
+
+
 def test_time_left_goes_at_the_pace_of_the_runs_done() -> None:
     from hvsa.bench.runner import _time_left
 

@@ -381,6 +381,12 @@ class _Workers:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def _references(runs: Sequence[RunSpec], method: str | None) -> dict[RunSpec, RunSpec]:
     """For each run of another method, the run of ``method`` whose samples it replays (same
@@ -407,6 +413,9 @@ def run_bench(
     """Run every run of ``grid`` on every sequence under ``data`` that is not done yet, then
     write ``results.csv`` and the report.
 
+    A sequence that cannot be prepared, or whose fold's network cannot be pre-trained, fails its
+    own runs only (listed in the outcome); the rest of the grid goes on.
+
     Args:
         data: data folders (each a sequence, or a folder of sequences).
         out: the bench folder (created; resumed when it holds runs of the same settings).
@@ -417,14 +426,42 @@ def run_bench(
         command: the command line, recorded in ``bench.json`` (and quoted by the report).
         echo: where a line per finished run goes.
     """
-    from hvsa.progress import progress_bar
-
     out = Path(out)
     sequences = find_sequences(data)
     runs = grid.runs(sequences)
+    fold_of: dict[str, Fold] = {}  # each sequence's fold, whose network its runs start from
+    if settings.pretrain_folds:
+        fold_of = {s.key: f for f in folds(sequences, settings.pretrain_folds) for s in f.test}
     saved = _saved_bench(out)
     _check_settings(out, saved, settings)
     out.mkdir(parents=True, exist_ok=True)
+    _record_command(out, saved, settings, grid, command)
+    todo = [r for r in runs if not _is_complete(out, r, settings.iterations)]
+    outcome = BenchOutcome(runs=len(runs), skipped=len(runs) - len(todo))
+    cores = usable_cores()
+    jobs = max(1, min(int(jobs or cores), cores, max(len(todo), 1)))
+    threads = max(1, cores // jobs)
+    echo(f"{len(runs)} runs on {len(sequences)} sequences; {outcome.skipped} already done,"
+         f" {len(todo)} to run with {jobs} worker(s) x {threads} thread(s)")
+    refs = _references(runs, settings.samples_from)
+    if refs:
+        others = sorted({r.method for r in refs})
+        echo(f"runs of {', '.join(others)} annotate the samples of the {settings.samples_from} runs")
+    if todo:
+        with _Workers(jobs, threads) as workers:
+            _GridRun(out, settings, fold_of, workers, echo, outcome).run(todo, refs)
+    rows = collect_results(out)
+    outcome.results = write_results(out / "results.csv", rows)
+    if rows:
+        from hvsa.bench.report import write_report
+
+        outcome.report = write_report(out)
+    return outcome
+
+
+def _record_command(out: Path, saved: dict, settings: BenchSettings, grid: Grid, command: str | None) -> None:
+    """Write ``out``'s ``bench.json`` (atomically): the folder's settings, the machine, and this
+    command appended to those run in it before (``saved``, the file's content so far)."""
     started, grid_dict = time.strftime("%Y-%m-%d %H:%M:%S"), grid.to_dict()
     bench = {
         "command": command,
@@ -438,118 +475,130 @@ def run_bench(
     tmp = out / f"{_BENCH_FILE}.tmp"
     tmp.write_text(json.dumps(bench, indent=1))
     os.replace(tmp, out / _BENCH_FILE)
-    outcome = BenchOutcome(runs=len(runs))
-    fold_of: dict[str, Fold] = {}
-    if settings.pretrain_folds:
-        for f in folds(sequences, settings.pretrain_folds):
-            fold_of.update((s.key, f) for s in f.test)
 
-    def settings_for(seq: SequenceRef) -> BenchSettings:
-        f = fold_of.get(seq.key)
-        return settings if f is None else replace(settings, model=str(fold_model(out.resolve(), f)), pretrain_folds=0)
 
-    refs = _references(runs, settings.samples_from)
-    todo = [r for r in runs if not _is_complete(out, r, settings.iterations)]
-    outcome.skipped = len(runs) - len(todo)
-    cores = usable_cores()
-    jobs = max(1, min(int(jobs or cores), cores, max(len(todo), 1)))
-    threads = max(1, cores // jobs)
-    echo(f"{len(runs)} runs on {len(sequences)} sequences; {outcome.skipped} already done,"
-         f" {len(todo)} to run with {jobs} worker(s) x {threads} thread(s)")
-    if refs:
-        others = sorted({r.method for r in refs})
-        echo(f"runs of {', '.join(others)} annotate the samples of the {settings.samples_from} runs")
-    if todo:
-        workers = _Workers(jobs, threads)
+class _GridRun:
+    """The runs still to do in one :func:`run_bench` call, in three steps on ``workers``: the
+    folds' networks not saved yet are pre-trained (their training sequences' caches filled
+    first), the runs' sequences get their caches, then the runs go (those that replay another
+    run's samples after that run). Every task moves one progress bar and echoes a line; a
+    failure is recorded in ``outcome`` and blocks only what depends on it.
+
+    Args:
+        fold_of: with ``settings.pretrain_folds``, each sequence key's fold; else empty.
+    """
+
+    def __init__(self, out: Path, settings: BenchSettings, fold_of: dict[str, Fold], workers: _Workers,
+                 echo: Callable[[str], None], outcome: BenchOutcome) -> None:  # fmt: skip
+        self.out, self.settings, self.fold_of = out, settings, fold_of
+        self.workers, self.echo, self.outcome = workers, echo, outcome
+        self.blocked: set[str] = set()  # keys of the sequences whose runs cannot start
+        self.bar = None
+
+    def run(self, todo: Sequence[RunSpec], refs: dict[RunSpec, RunSpec]) -> None:
+        from hvsa.progress import progress_bar
+
         seqs = sorted({r.sequence for r in todo})
-        grans = sorted({r.granularity for r in todo})
-        to_train = sorted({fold_of[s.key] for s in seqs if s.key in fold_of and not fold_model(out, fold_of[s.key]).is_file()},
-                          key=lambda f: f.name)
+        folds_needed = {self.fold_of[s.key] for s in seqs if s.key in self.fold_of}
+        to_train = sorted((f for f in folds_needed if not fold_model(self.out, f).is_file()), key=lambda f: f.name)
         train_seqs = sorted({s for f in to_train for s in f.train})
-        bar = progress_bar(total=len(train_seqs) + len(to_train) + len(seqs) + len(todo), desc="bench", unit="task")
-
-        def prepare(prepares: list[tuple]) -> set[str]:
-            """Fill the caches of ``prepares`` (prepare_sequence's arguments) in the workers; the
-            keys of the sequences that failed."""
-            failed: set[str] = set()
-            for (seq, *_), seconds, err in workers.run(prepare_sequence, prepares):
-                bar.update(1)
-                if err is not None:
-                    failed.add(seq.key)
-                    echo(f"failed to prepare {seq.key}: {type(err).__name__}: {err}")
-                else:
-                    echo(f"prepared {seq.key} in {seconds:.0f} s")
-            return failed
-
+        tasks = len(train_seqs) + len(to_train) + len(seqs) + len(todo)
+        self.bar = progress_bar(total=tasks, desc="bench", unit="task")
         try:
-            blocked: set[str] = set()
             if to_train:
                 # the folds' training sequences get their caches first (the ImageNet encoder's
                 # taps are the pre-trained network's: pre-training leaves the encoder frozen)
-                unready = prepare([(seq, str(_sequence_cache(out, seq)), settings, ()) for seq in train_seqs])
-                pretrains = []
-                for f in to_train:
-                    bad = [s.key for s in f.train if s.key in unready]
-                    if bad:
-                        blocked.update(s.key for s in f.test)
-                        echo(f"cannot pre-train {f.name}: {', '.join(bad)} could not be prepared")
-                        bar.update(1)
-                    else:
-                        pretrains.append((f, str(out), settings))
-                for (f, *_), seconds, err in workers.run(pretrain_fold, pretrains):
-                    bar.update(1)
-                    if err is not None:
-                        blocked.update(s.key for s in f.test)
-                        echo(f"failed to pre-train {f.name}: {type(err).__name__}: {err}")
-                    else:
-                        echo(f"pre-trained {f.name} on {len(f.train)} sequence(s) in {seconds:.0f} s"
-                             f" for {', '.join(s.name for s in f.test)}")
-            prepares = [(seq, str(_sequence_cache(out, seq)), settings_for(seq), grans) for seq in seqs
-                        if seq.key not in blocked]
-            bar.update(len(seqs) - len(prepares))
-            blocked |= prepare(prepares)
-            for r in todo:
-                if r.sequence.key in blocked:
-                    outcome.failed[r.run_id] = "its sequence (or the network of its fold) could not be prepared"
-                    bar.update(1)
-            calls = [(r, str(out), settings_for(r.sequence), refs.get(r)) for r in todo if r.sequence.key not in blocked]
-            # runs that replay another run's samples go after the runs they replay
-            own = [c for c in calls if c[3] is None]
-            replays = [c for c in calls if c[3] is not None]
-            started, before = time.monotonic(), len(outcome.finished) + len(outcome.failed)
-            for phase in (own, replays):
-                ready = []
-                for call in phase:
-                    ref = call[3]
-                    if ref is not None and not _is_complete(out, ref, settings.iterations):
-                        outcome.failed[call[0].run_id] = f"the run whose samples it replays, {ref.run_id}, did not finish"
-                        bar.update(1)
-                    else:
-                        ready.append(call)
-                for (r, *_), report, err in workers.run(execute_run, ready):
-                    bar.update(1)
-                    done = len(outcome.finished) + len(outcome.failed) + 1
-                    left = _time_left(time.monotonic() - started, done - before, len(todo) - done)
-                    if err is not None:
-                        outcome.failed[r.run_id] = f"{type(err).__name__}: {err}"
-                        echo(f"[{done}/{len(todo)}] {r.run_id}: FAILED: {err}{left}")
-                        continue
-                    outcome.finished.append(r.run_id)
-                    its = report["iterations"]
-                    seconds = sum(it["seconds"].get("total", 0.0) for it in its)
-                    echo(f"[{done}/{len(todo)}] {r.run_id}: mIoU {_fmt(its[-1].get('miou'))} at"
-                         f" {_fmt(its[-1].get('clicks_pct'), pct=True)} clicks ({seconds:.0f} s in {len(its)} iterations){left}")
-                    write_results(out / "results.csv", collect_results(out))
+                unready = self._prepare(train_seqs, (), lambda s: self.settings)
+                self._pretrain(to_train, unready)
+            self.blocked |= self._prepare(seqs, sorted({r.granularity for r in todo}), self.settings_for)
+            self._execute(todo, refs)
         finally:
-            bar.close()
-            workers.close()
-    rows = collect_results(out)
-    outcome.results = write_results(out / "results.csv", rows)
-    if rows:
-        from hvsa.bench.report import write_report
+            self.bar.close()
 
-        outcome.report = write_report(out)
-    return outcome
+    def settings_for(self, seq: SequenceRef) -> BenchSettings:
+        """The settings of ``seq``'s runs: with folds, starting from its fold's network."""
+        f = self.fold_of.get(seq.key)
+        if f is None:
+            return self.settings
+        return replace(self.settings, model=str(fold_model(self.out.resolve(), f)), pretrain_folds=0)
+
+    def _prepare(self, seqs: Sequence[SequenceRef], granularities: Sequence[str],
+                 settings: Callable[[SequenceRef], BenchSettings]) -> set[str]:  # fmt: skip
+        """Fill the caches of ``seqs`` for the runs of ``settings(seq)`` (a sequence already
+        blocked is skipped); the keys of those that failed."""
+        calls = [(s, str(_sequence_cache(self.out, s)), settings(s), tuple(granularities))
+                 for s in seqs if s.key not in self.blocked]  # fmt: skip
+        self.bar.update(len(seqs) - len(calls))
+        failed: set[str] = set()
+        for (seq, *_), seconds, err in self.workers.run(prepare_sequence, calls):
+            self.bar.update(1)
+            if err is not None:
+                failed.add(seq.key)
+                self.echo(f"failed to prepare {seq.key}: {type(err).__name__}: {err}")
+            else:
+                self.echo(f"prepared {seq.key} in {seconds:.0f} s")
+        return failed
+
+    def _pretrain(self, to_train: Sequence[Fold], unready: set[str]) -> None:
+        """Pre-train the networks of ``to_train``; a fold whose training sequences include one
+        of ``unready`` (caches not filled), or whose pre-training fails, blocks its sequences."""
+        calls = []
+        for f in to_train:
+            bad = [s.key for s in f.train if s.key in unready]
+            if bad:
+                self.blocked.update(s.key for s in f.test)
+                self.echo(f"cannot pre-train {f.name}: {', '.join(bad)} could not be prepared")
+                self.bar.update(1)
+            else:
+                calls.append((f, str(self.out), self.settings))
+        for (f, *_), seconds, err in self.workers.run(pretrain_fold, calls):
+            self.bar.update(1)
+            if err is not None:
+                self.blocked.update(s.key for s in f.test)
+                self.echo(f"failed to pre-train {f.name}: {type(err).__name__}: {err}")
+            else:
+                self.echo(f"pre-trained {f.name} on {len(f.train)} sequence(s) in {seconds:.0f} s"
+                          f" for {', '.join(s.name for s in f.test)}")  # fmt: skip
+
+    def _execute(self, todo: Sequence[RunSpec], refs: dict[RunSpec, RunSpec]) -> None:
+        """Run ``todo``: first the runs that choose their own samples, then those replaying
+        another run's (which fail if that run did not finish); ``results.csv`` is rewritten as
+        each run finishes, so a killed grid loses no finished run's rows."""
+        out, outcome, iterations = self.out, self.outcome, self.settings.iterations
+        for r in todo:
+            if r.sequence.key in self.blocked:
+                self._failed(r, "its sequence (or the network of its fold) could not be prepared")
+        calls = [(r, str(out), self.settings_for(r.sequence), refs.get(r)) for r in todo
+                 if r.sequence.key not in self.blocked]  # fmt: skip
+        started, before = time.monotonic(), len(outcome.finished) + len(outcome.failed)
+        for phase in ([c for c in calls if c[3] is None], [c for c in calls if c[3] is not None]):
+            ready = []
+            for call in phase:
+                ref = call[3]
+                if ref is not None and not _is_complete(out, ref, iterations):
+                    self._failed(call[0], f"the run whose samples it replays, {ref.run_id}, did not finish")
+                else:
+                    ready.append(call)
+            for (r, *_), report, err in self.workers.run(execute_run, ready):
+                self.bar.update(1)
+                done = len(outcome.finished) + len(outcome.failed) + 1
+                left = _time_left(time.monotonic() - started, done - before, len(todo) - done)
+                if err is not None:
+                    outcome.failed[r.run_id] = f"{type(err).__name__}: {err}"
+                    self.echo(f"[{done}/{len(todo)}] {r.run_id}: FAILED: {err}{left}")
+                    continue
+                outcome.finished.append(r.run_id)
+                its = report["iterations"]
+                seconds = sum(it["seconds"].get("total", 0.0) for it in its)
+                self.echo(f"[{done}/{len(todo)}] {r.run_id}: mIoU {_fmt(its[-1].get('miou'))} at"
+                          f" {_fmt(its[-1].get('clicks_pct'), pct=True)} clicks ({seconds:.0f} s in"
+                          f" {len(its)} iterations){left}")  # fmt: skip
+                write_results(out / "results.csv", collect_results(out))
+
+    def _failed(self, run: RunSpec, why: str) -> None:
+        """``run`` fails before it starts."""
+        self.outcome.failed[run.run_id] = why
+        self.bar.update(1)
 
 
 def _time_left(elapsed: float, done: int, left: int) -> str:
