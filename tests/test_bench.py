@@ -623,6 +623,13 @@ def test_bench_refuses_to_resume_with_other_settings(data: Path, tmp_path: Path,
     assert "holds a bench run with other settings" in capsys.readouterr().err
 
 
+def test_bench_checks_the_folds_before_it_writes_anything(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "o"
+    assert main(["bench", str(data), "--out", str(out), "--pretrain-folds", "3"]) == 2
+    assert "pretrain-folds: synth has 2 sequence(s), fewer than 3 folds" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_bench_settings_refuse_what_cannot_run() -> None:
     from hvsa.bench.runner import BenchSettings
 
