@@ -381,3 +381,56 @@ def test_iterations_without_annotations_neither_train_nor_advance_the_selector(t
     assert [st["steps"] > 0 for st in stats] == [False, True, False, True]
     assert stats[0]["skipped"] == stats[2]["skipped"] == "no new annotations"
     assert checkpoints[0] is None and checkpoints[2] is None and None not in (checkpoints[1], checkpoints[3])
+
+
+class _TwoFramePool:
+    """Frame 0 (4x4) in two samples, its left and right halves; frame 1 one sample."""
+
+    offsets = np.array([0, 2, 3])
+
+    def __len__(self) -> int:
+        return 3
+
+    def region_map(self, t: int) -> np.ndarray:
+        return np.repeat([[0, 0, 1, 1]], 4, axis=0).astype(np.int32) if t == 0 else np.zeros((4, 4), np.int32)
+
+    def num_samples(self, t: int) -> int:
+        return 2 if t == 0 else 1
+
+
+def test_selection_statistics_sum_each_samples_pixels_and_split_their_doubt_between_two_classes(tmp_path: Path) -> None:
+    import torch
+
+    from hvsa.session import _FrameOutput, _SelectionStats
+
+    left = np.repeat([[True, True, False, False]], 4, axis=0)
+    unc = np.where(left, 0.2, 0.5).astype(np.float32)  # 8 pixels each: sums 1.6 and 4.0
+    labels = np.where(left, 0, 1).astype(np.uint8)
+    runner_up = (1 - labels).astype(np.uint8)
+    # (1, D=2, 2, 2): a feature cell's column lies in one half of frame 0
+    features = torch.tensor([[[[1.0, 3.0], [5.0, 7.0]], [[0.0, 2.0], [4.0, 6.0]]]])
+    stats = _SelectionStats(_TwoFramePool(), 3, 2, {"class_uncertainty", "class_pixels", "disagreement"},
+                            estimate_clicks=False, epsilon=2.0, ignore_index=255)  # fmt: skip
+    assert stats.by_class
+    stats.add(_FrameOutput(0, features, labels, unc / 2, labels, unc, runner_up, unc + 0.25))
+    ones = np.ones((4, 4), np.float32)
+    stats.add(_FrameOutput(1, features, labels * 0 + 2, ones * 0.1, labels * 0 + 2, ones * 0.1, labels * 0, ones * 0.1))
+
+    np.testing.assert_allclose(stats.uncertainty, [1.6, 4.0, 1.6])
+    np.testing.assert_allclose(stats.disagreement, [3.6, 6.0, 1.6])
+    # half of each pixel's doubt to its label's class, half to its runner-up's
+    np.testing.assert_allclose(stats.class_uncertainty, [[0.8, 0.8, 0.0], [2.0, 2.0, 0.0], [0.8, 0.0, 0.8]], rtol=1e-6)
+    assert stats.class_pixels.tolist() == [8, 8, 16]
+    np.testing.assert_allclose(stats.features.astype(np.float32), [[3.0, 2.0], [5.0, 4.0], [4.0, 3.0]])
+    np.testing.assert_allclose(stats.frame_confidence, [1 - 0.35 / 2, 0.9], rtol=1e-6)
+    assert stats.est_clicks.tolist() == [1.0, 1.0, 1.0]  # not estimated: every sample one click
+
+    path = tmp_path / "state" / "pred-1.npz"
+    stats.save(path)
+    with np.load(path) as z:
+        assert sorted(z.files) == ["class_pixels", "class_uncertainty", "disagreement", "est_clicks", "features",
+                                   "frame_confidence", "uncertainty"]  # fmt: skip
+        np.testing.assert_array_equal(z["class_uncertainty"], stats.class_uncertainty)
+    assert [p.name for p in path.parent.iterdir()] == ["pred-1.npz"]  # no temporary file left
+    plain = _SelectionStats(_TwoFramePool(), 3, 2, set(), estimate_clicks=True, epsilon=2.0, ignore_index=255)
+    assert not plain.by_class and plain.disagreement is None

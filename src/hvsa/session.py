@@ -1017,8 +1017,6 @@ class Session:
 
         from hvsa.flow.warp import warp
         from hvsa.metrics import VideoScores, consistency_confusion, miou
-        from hvsa.pools import sample_means
-        from hvsa.select import reduce_per_sample, sums_per_class
 
         cur = self.current
         if iteration is None:
@@ -1026,44 +1024,20 @@ class Session:
                 raise InputError("predict: no iteration in progress")
             iteration = cur.iteration
         C = len(self.classes)
-        n_total = len(self.pool)
-        unc = np.zeros(n_total, np.float64)
-        est = np.ones(n_total, np.float32)
-        feats: np.ndarray | None = None
-        extra_keys = self._extra_stat_keys()
-        by_class = "class_uncertainty" in extra_keys
-        disagreement = np.zeros(n_total, np.float64) if "disagreement" in extra_keys else None
-        class_unc = np.zeros((n_total, C), np.float32) if by_class else None
-        class_pixels = np.zeros(C, np.int64)
-        frame_conf = np.zeros(self.num_frames, np.float32)
+        stats = _SelectionStats(self.pool, C, self.num_frames, self._extra_stat_keys(), estimate_clicks=estimate_clicks,
+                                epsilon=self.config.epsilon, ignore_index=self.classes.ignore_index)  # fmt: skip
         scores = VideoScores(C, self.classes.ignore_index) if self.gt is not None else None
         tc_conf = np.zeros((C, C), np.int64)
         prev = None
-        offsets = self.pool.offsets
         self.model.eval()
         with torch.inference_mode():
-            outputs = self._frame_outputs(runner_up=by_class)
-            for t, f, pred, u, sel_pred, sel_u, sel_second, doubt in progress(outputs, total=self.num_frames,
-                                                           desc=f"predicting (iteration {iteration})", unit="frame"):
+            outputs = self._frame_outputs(runner_up=stats.by_class)
+            desc = f"predicting (iteration {iteration})"
+            for out in progress(outputs, total=self.num_frames, desc=desc, unit="frame"):
+                t, pred = out.t, out.labels
                 self._pred[t] = pred
-                self._conf[t] = np.round((1.0 - u) * 255).astype(np.uint8)
-                frame_conf[t] = float(1.0 - u.mean())
-                rm = self.pool.region_map(t)
-                n_t = self.pool.num_samples(t)
-                sl = slice(int(offsets[t]), int(offsets[t + 1]))
-                unc[sl] = reduce_per_sample(rm, sel_u, n_t, "sum")
-                if disagreement is not None:
-                    disagreement[sl] = reduce_per_sample(rm, doubt, n_t, "sum")
-                if by_class:
-                    half = 0.5 * sel_u  # a pixel's doubt is shared by the two classes it hesitates between
-                    class_unc[sl] = sums_per_class(rm, sel_pred, half, n_t, C) + sums_per_class(rm, sel_second, half, n_t, C)
-                    class_pixels += np.bincount(sel_pred.ravel(), minlength=256)[:C]
-                fm = f[0].cpu().numpy()
-                if feats is None:
-                    feats = np.zeros((n_total, fm.shape[0]), np.float16)
-                feats[sl] = _pool_features(rm, fm, n_t, sample_means)
-                if estimate_clicks:
-                    est[sl] = pool_clicks(sel_pred, rm, n_t, epsilon=self.config.epsilon, ignore_index=self.classes.ignore_index)
+                self._conf[t] = np.round((1.0 - out.uncertainty) * 255).astype(np.uint8)
+                stats.add(out)
                 if scores is not None:
                     scores.update(self.gt[t], pred)
                 if prev is not None:
@@ -1075,14 +1049,7 @@ class Session:
         metrics = {"tc": miou(tc_conf)}
         if scores is not None:
             metrics.update(scores.result())
-        path = self._stats_path(iteration)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.npz")
-        extra = {"class_uncertainty": class_unc, "class_pixels": class_pixels} if by_class else {}
-        if disagreement is not None:
-            extra["disagreement"] = disagreement
-        np.savez(tmp, uncertainty=unc, features=feats, est_clicks=est, frame_confidence=frame_conf, **extra)
-        os.replace(tmp, path)
+        stats.save(self._stats_path(iteration))
         self.store.set_meta("prediction_iteration", iteration)
         if iteration > 0 and cur is not None and cur.iteration == iteration:
             self.store.update_iteration(iteration, stage="done", metrics=metrics)
@@ -1168,6 +1135,74 @@ def _check_reference(folder: str | os.PathLike, data: Path, granularity: str, si
         raise InputError(f"{folder}: the reference session labels {have}, this one {want}; samples can be shared"
                          " only between sessions of the same video, size and granularity")
     return str(folder)
+
+
+class _SelectionStats:
+    """The per-sample statistics selection reads (``state/pred-K.npz``), gathered frame by frame
+    over one prediction pass (:meth:`Session.predict`).
+
+    Each sample gets the sum of its pixels' uncertainty as selection reads it
+    (:attr:`_FrameOutput.select_uncertainty`), its mean network feature and, with
+    ``estimate_clicks``, the clicks its predicted labels would take (:func:`hvsa.cost.pool_clicks`;
+    otherwise 1); each frame gets its mean confidence. ``extra`` names what some selectors need
+    beyond that (:meth:`Session._extra_stat_keys`): the uncertainty split by class, and the
+    pixels predicted per class; the summed doubt of fused labels.
+    """
+
+    def __init__(self, pool, num_classes: int, num_frames: int, extra: set[str], *,  # noqa: ANN001 - Pool
+                 estimate_clicks: bool, epsilon: float, ignore_index: int) -> None:  # fmt: skip
+        n = len(pool)
+        self._pool, self._classes = pool, num_classes
+        self._click_model = {"epsilon": epsilon, "ignore_index": ignore_index} if estimate_clicks else None
+        self.uncertainty = np.zeros(n, np.float64)
+        self.est_clicks = np.ones(n, np.float32)
+        self.features: np.ndarray | None = None  # (n, D) float16, once the first frame gives D
+        self.frame_confidence = np.zeros(num_frames, np.float32)
+        self.disagreement = np.zeros(n, np.float64) if "disagreement" in extra else None
+        self.class_uncertainty = np.zeros((n, num_classes), np.float32) if "class_uncertainty" in extra else None
+        self.class_pixels = np.zeros(num_classes, np.int64)
+
+    @property
+    def by_class(self) -> bool:
+        """Whether the uncertainty is split by class (the outputs must carry the runner-up)."""
+        return self.class_uncertainty is not None
+
+    def add(self, out: _FrameOutput) -> None:
+        """Take in one frame's output."""
+        from hvsa.pools import sample_means
+        from hvsa.select import reduce_per_sample, sums_per_class
+
+        t, C = out.t, self._classes
+        rm, n = self._pool.region_map(t), self._pool.num_samples(t)
+        sl = slice(int(self._pool.offsets[t]), int(self._pool.offsets[t + 1]))
+        self.frame_confidence[t] = float(1.0 - out.uncertainty.mean())
+        self.uncertainty[sl] = reduce_per_sample(rm, out.select_uncertainty, n, "sum")
+        if self.disagreement is not None:
+            self.disagreement[sl] = reduce_per_sample(rm, out.select_doubt, n, "sum")
+        if self.class_uncertainty is not None:
+            half = 0.5 * out.select_uncertainty  # a pixel's doubt is shared by the two classes it hesitates between
+            self.class_uncertainty[sl] = (sums_per_class(rm, out.select_labels, half, n, C)
+                                          + sums_per_class(rm, out.select_runner_up, half, n, C))  # fmt: skip
+            self.class_pixels += np.bincount(out.select_labels.ravel(), minlength=256)[:C]
+        fm = out.features[0].cpu().numpy()
+        if self.features is None:
+            self.features = np.zeros((len(self.uncertainty), fm.shape[0]), np.float16)
+        self.features[sl] = _pool_features(rm, fm, n, sample_means)
+        if self._click_model is not None:
+            self.est_clicks[sl] = pool_clicks(out.select_labels, rm, n, **self._click_model)
+
+    def save(self, path: Path) -> None:
+        """Write the statistics to ``path`` (``.npz``, atomically)."""
+        extra = {}
+        if self.class_uncertainty is not None:
+            extra |= {"class_uncertainty": self.class_uncertainty, "class_pixels": self.class_pixels}
+        if self.disagreement is not None:
+            extra["disagreement"] = self.disagreement
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez(tmp, uncertainty=self.uncertainty, features=self.features, est_clicks=self.est_clicks,
+                 frame_confidence=self.frame_confidence, **extra)  # fmt: skip
+        os.replace(tmp, path)
 
 
 def _pool_features(region_map: np.ndarray, feats: np.ndarray, n: int, sample_means) -> np.ndarray:  # noqa: ANN001
