@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -123,7 +124,6 @@ def pretrain(
     from hvsa.model import ModelConfig, build_model, save_checkpoint
     from hvsa.model.taps import TapCache
     from hvsa.video.cache import default_cache_dir
-    from hvsa.video.data import open_data
 
     cfg = config or PretrainConfig()
     if not data:
@@ -136,35 +136,18 @@ def pretrain(
         if len(caches) != len(data):
             raise InputError(f"pretrain: {len(data)} sequences but {len(caches)} cache folders")
     dev = torch.device(device)
-    opened: list = []
-    taps: list = []
-    try:
-        for path, cache in zip(data, caches):
-            d = open_data(path, size, cache_dir=cache)
-            opened.append(d)
-            if d.labels is None:
-                raise InputError(f"{path}: pretraining needs ground truth (a labels/ folder)")
+    with ExitStack() as stack:
+        opened = _open_labelled(data, size, caches, stack)
         first = opened[0]
-        for d in opened[1:]:
-            if d.classes.names != first.classes.names:
-                raise InputError(
-                    f"{d.path}: classes {d.classes.names} differ from {first.classes.names} of {first.path};"
-                    " pretrain on sequences of one label set"
-                )
-            if d.frames.size != first.frames.size:
-                raise InputError(
-                    f"{d.path}: working size {d.frames.size[0]}x{d.frames.size[1]} differs from"
-                    f" {first.frames.size[0]}x{first.frames.size[1]} of {first.path}; pass one --size WxH"
-                )
         torch.manual_seed(cfg.seed)
         model = build_model(ModelConfig(num_classes=len(first.classes), decoder_channels=cfg.decoder_channels,
                                         taps=cfg.taps))
         for p in model.encoder.parameters():
             p.requires_grad_(False)
         model = model.to(dev)
-        for d, cache in zip(opened, caches):
-            tc = TapCache(model, d.frames, cache / "taps", device=dev)
-            taps.append(tc)
+        taps = [stack.enter_context(TapCache(model, d.frames, cache / "taps", device=dev))
+                for d, cache in zip(opened, caches)]  # fmt: skip
+        for tc in taps:
             tc.fill()
         frames = _LabelledFrames(opened, taps, dev)
         steps = cfg.steps_for(frames.num_frames)
@@ -181,8 +164,34 @@ def pretrain(
             }
         }
         return save_checkpoint(out, model.cpu().eval(), first.classes, meta=meta), stats
-    finally:
-        for tc in taps:
-            tc.close()
-        for d in opened:
-            d.close()
+
+
+def _open_labelled(data: Sequence[str | os.PathLike], size: tuple[int, int] | None, caches: Sequence[Path],
+                   stack: ExitStack) -> list:  # fmt: skip
+    """Open every sequence of ``data`` (closed with ``stack``), each with its cache folder.
+
+    Raises:
+        InputError: a sequence without labels, or whose classes or working size differ from
+            the first's.
+    """
+    from hvsa.video.data import open_data
+
+    opened = []
+    for path, cache in zip(data, caches):
+        d = stack.enter_context(open_data(path, size, cache_dir=cache))
+        if d.labels is None:
+            raise InputError(f"{path}: pretraining needs ground truth (a labels/ folder)")
+        opened.append(d)
+    first = opened[0]
+    for d in opened[1:]:
+        if d.classes.names != first.classes.names:
+            raise InputError(
+                f"{d.path}: classes {d.classes.names} differ from {first.classes.names} of {first.path};"
+                " pretrain on sequences of one label set"
+            )
+        if d.frames.size != first.frames.size:
+            raise InputError(
+                f"{d.path}: working size {d.frames.size[0]}x{d.frames.size[1]} differs from"
+                f" {first.frames.size[0]}x{first.frames.size[1]} of {first.path}; pass one --size WxH"
+            )
+    return opened
