@@ -210,6 +210,34 @@ def render_report(
     budget = fixed_budget_rows(points)
     times = timings(rows)
     comparisons = run_by_run(rows)
+    out = _report_header(rows, bench, sources, differing, only)
+    for dataset in sorted({r.dataset for r in rows}):
+        out += ["", f"## {dataset}", ""]
+        if dataset in figures:
+            out += [f"![{dataset}: quality against annotation cost]({figures[dataset]})", ""]
+        partial = sum(p.runs < complete[dataset] for p in points if p.dataset == dataset)
+        if partial:
+            out += [f"{partial} of the configurations average fewer than {complete[dataset]} runs (a grid still"
+                    " running, or failed runs): Table 1 leaves them out, Table 2 marks them.", ""]
+        out += ["### Fewest clicks % reaching a quality (Table 1 style)", ""]
+        out += [reach_table([r for r in reach if r.dataset == dataset]), ""]
+        out += ["### Quality at fixed budgets: mIoU / pixel accuracy / TC, % (Table 2 style)", ""]
+        sub = [p for p in budget if p.dataset == dataset]
+        out += [budget_table(sub, complete[dataset]) if sub else "No finetune-only, lp, hvsa, hvsa-fused or hvsa-crf runs.", ""]
+        against = [c for c in comparisons if c.dataset == dataset]
+        if against:
+            out += [f"### Against {_against(against)}, run by run", "", _RUN_BY_RUN_NOTE, ""]
+            out += [comparison_table(against), ""]
+        out += ["### Seconds per iteration, and peak memory", ""]
+        out += [timing_table([t for t in times if t.dataset == dataset]), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _report_header(rows: Sequence[ResultRow], bench: dict | None, sources: Sequence[str], differing: Sequence[str],
+                   only: Mapping[str, Sequence] | None) -> list[str]:  # fmt: skip
+    """The report's lines before the datasets' sections: what the rows are, where they were
+    merged from, the runs they were kept by, the commands and the machines (see
+    :func:`render_report`)."""
     runs = {r.run for r in rows}
     finished = {r.run for r in rows if r.final}
     out = ["# hvsa benchmark", ""]
@@ -228,7 +256,8 @@ def render_report(
                 " may mix runs made with different settings."
             )
     if only:
-        kept = "; ".join(f"{_ONLY_LABELS.get(k, k)} {', '.join(_ONLY_FORMAT.get(k, str)(v) for v in vs)}" for k, vs in only.items())
+        kept = "; ".join(f"{_ONLY_LABELS.get(k, k)} {', '.join(_ONLY_FORMAT.get(k, str)(v) for v in vs)}"
+                         for k, vs in only.items())  # fmt: skip
         out += ["", f"Only the runs with {kept}: the grid's other runs are left out of this report."]
     if bench:
         commands = _bench_commands(bench)
@@ -240,42 +269,24 @@ def render_report(
         if machines:
             label = "Machine: " if len(machines) == 1 else "Machines: "
             out += ["", label + "; ".join(", ".join(f"{k} {v}" for k, v in m.items()) for m in machines)]
-    for dataset in sorted({r.dataset for r in rows}):
-        out += ["", f"## {dataset}", ""]
-        if dataset in figures:
-            out += [f"![{dataset}: quality against annotation cost]({figures[dataset]})", ""]
-        partial = sum(p.runs < complete[dataset] for p in points if p.dataset == dataset)
-        if partial:
-            out += [f"{partial} of the configurations average fewer than {complete[dataset]} runs (a grid still"
-                    " running, or failed runs): Table 1 leaves them out, Table 2 marks them.", ""]
-        out += ["### Fewest clicks % reaching a quality (Table 1 style)", ""]
-        out += [reach_table([r for r in reach if r.dataset == dataset]), ""]
-        out += ["### Quality at fixed budgets: mIoU / pixel accuracy / TC, % (Table 2 style)", ""]
-        sub = [p for p in budget if p.dataset == dataset]
-        out += [budget_table(sub, complete[dataset]) if sub else "No finetune-only, lp, hvsa, hvsa-fused or hvsa-crf runs.", ""]
-        against = [c for c in comparisons if c.dataset == dataset]
-        if against:
-            out += [f"### Against {_against(against)}, run by run", ""]
-            out += [
-                "Each pair is two runs on the same sequence with the same seed that differ only in the"
-                " selector (or only in the method); the difference is the contender's final mIoU minus"
-                " the baseline's, its mean over the pairs ± its standard error. Against finetune-only"
-                " (lambda = 0), `hvsa`'s difference is what the temporal-consistency loss adds;"
-                " `hvsa-fused` and `hvsa-crf` differ in more (how they label, and the hold). p is the two-sided"
-                " sign-flip p-value of that mean (how often flipping the pairs' signs at random gives"
-                f" a mean as far from zero); below {SIGNIFICANCE:g} the verdict is ahead or behind. With"
-                " n pairs p is at least 2 / 2^n, so five pairs or fewer never decide. \"Pairs a verdict"
-                " takes\" is about how many pairs a difference this large, spread as these are, needs"
-                " to be called 4 times in 5 (a normal approximation, for planning more seeds). That p takes the"
-                " pairs as independent: it asks whether the contender is ahead on these sequences."
-                " Whether it would be ahead on other videos is asked by the last column, the same test"
-                " on the sequences' mean differences (their seeds' pairs averaged first).",
-                "",
-            ]
-            out += [comparison_table(against), ""]
-        out += ["### Seconds per iteration, and peak memory", ""]
-        out += [timing_table([t for t in times if t.dataset == dataset]), ""]
-    return "\n".join(out).rstrip() + "\n"
+    return out
+
+
+_RUN_BY_RUN_NOTE = (
+    "Each pair is two runs on the same sequence with the same seed that differ only in the"
+    " selector (or only in the method); the difference is the contender's final mIoU minus"
+    " the baseline's, its mean over the pairs ± its standard error. Against finetune-only"
+    " (lambda = 0), `hvsa`'s difference is what the temporal-consistency loss adds;"
+    " `hvsa-fused` and `hvsa-crf` differ in more (how they label, and the hold). p is the two-sided"
+    " sign-flip p-value of that mean (how often flipping the pairs' signs at random gives"
+    f" a mean as far from zero); below {SIGNIFICANCE:g} the verdict is ahead or behind. With"
+    " n pairs p is at least 2 / 2^n, so five pairs or fewer never decide. \"Pairs a verdict"
+    " takes\" is about how many pairs a difference this large, spread as these are, needs"
+    " to be called 4 times in 5 (a normal approximation, for planning more seeds). That p takes the"
+    " pairs as independent: it asks whether the contender is ahead on these sequences."
+    " Whether it would be ahead on other videos is asked by the last column, the same test"
+    " on the sequences' mean differences (their seeds' pairs averaged first)."
+)
 
 
 _ONLY_LABELS = {"budget_pct": "budget"}
