@@ -258,6 +258,9 @@ def test_sign_flip_p_is_exact_for_few_pairs_and_estimated_for_many() -> None:
     assert 0.01 < exact < 0.2 and drawn == pytest.approx(exact, abs=0.01)
     assert sign_flip_p(diffs, exact_up_to=0) == drawn  # seeded: repeatable
     assert sign_flip_p([0.01] * 24) == 2 / 2**24  # exact beyond what a table of patterns would hold
+    # a zero difference takes either sign alike: p as without it, and 30 others among 40 still counted exactly
+    assert sign_flip_p([4.0, 2.0, -1.0, 0.0, 0.0]) == pytest.approx(0.5)
+    assert sign_flip_p([0.01] * 30 + [0.0] * 10) == 2 / 2**30
     with pytest.raises(InputError, match="non-empty"):
         sign_flip_p([])
     with pytest.raises(InputError, match="expected 0 to 40"):

@@ -465,6 +465,9 @@ def sign_flip_p(diffs: Sequence[float], draws: int = 20000, seed: int = 0, exact
     that each difference is as likely to have had the other sign (a paired randomisation test:
     no assumption about their distribution). Exact, over all 2**n sign patterns, for n <=
     ``exact_up_to``; otherwise estimated from ``draws`` random patterns (seeded, so repeatable).
+    A difference of exactly zero (two runs that agree to the last digit, as when both selectors
+    pick the same frames) is left out of n: either sign gives the same sum, so it doubles both
+    the patterns as extreme and all patterns, and leaves p as it is.
 
     The exact count meets in the middle: the 2**(n/2) signed sums of one half of the pairs,
     sorted, are searched for each signed sum of the other half: 36 pairs take about 0.05 s and
@@ -478,6 +481,7 @@ def sign_flip_p(diffs: Sequence[float], draws: int = 20000, seed: int = 0, exact
     d = np.asarray(diffs, dtype=np.float64)
     if d.ndim != 1 or d.size == 0:
         raise InputError(f"sign_flip_p: expected a non-empty list of differences, got shape {d.shape}")
+    d = d[d != 0.0]
     n = d.size
     observed = abs(d.sum())
     tol = 1e-12 * max(1.0, observed)  # the same sum added in another order
