@@ -910,11 +910,6 @@ class Session:
         each output also carries the class each pixel hesitates towards (class-balanced
         selection); otherwise that is None and costs nothing. Run under
         ``torch.inference_mode()``."""
-        import torch
-
-        from hvsa.methods import disagreement_margin, fuse_labels
-        from hvsa.select import margin_uncertainty_torch
-
         source = self.method.labels
         refine = self.method.refine
         propagated = None
@@ -924,25 +919,6 @@ class Session:
             propagated = propagate(_SessionTrainingData(self), self.method.propagation,
                                    ignore_index=self.classes.ignore_index, scratch=self.folder / "cache")
         prop = conf = None
-
-        def read(probs: "torch.Tensor", with_second: bool = False
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
-            """(labels, uncertainty, runner-up class or None, doubt) of a softmax, fused with the
-            propagation if the method fuses."""
-            first = probs.argmax(1, keepdim=True)
-            own = first[0, 0].to(torch.uint8).cpu().numpy()
-            second = None
-            if with_second:
-                second = own if probs.shape[1] == 1 else probs.scatter(1, first, -1.0).argmax(1)[0].to(torch.uint8).cpu().numpy()
-            u = margin_uncertainty_torch(probs)[0].cpu().numpy()
-            if source != "fused":
-                return own, u, second, u
-            labels, margin = fuse_labels(own, 1.0 - u, prop, conf)
-            doubt = 1.0 - disagreement_margin(own, 1.0 - u, prop, conf)
-            if second is not None:
-                second = np.where(labels == own, second, own)
-            return labels, 1.0 - margin, second, doubt
-
         try:
             for t in range(self.num_frames):
                 f = self.model.features(self.taps.get(t, self.device))
@@ -952,9 +928,10 @@ class Session:
                     sel_labels, sel_u, sel_second = prop, 1.0 - conf, prop if runner_up else None
                     labels, unc, doubt = sel_labels, sel_u, sel_u
                 else:
+                    fuse = (prop, conf) if source == "fused" else None
                     own, probs = self._network_probs(t, f)
-                    sel_labels, sel_u, sel_second, doubt = read(own, runner_up)
-                    labels, unc = (sel_labels, sel_u) if probs is own else read(probs)[:2]
+                    sel_labels, sel_u, sel_second, doubt = _read_softmax(own, fuse, with_second=runner_up)
+                    labels, unc = (sel_labels, sel_u) if probs is own else _read_softmax(probs, fuse)[:2]
                 if refine is not None:
                     labels, unc = self._refined(t, probs[0].cpu().numpy() if source != "propagation" else None,
                                                 prop, conf)
@@ -1135,6 +1112,37 @@ def _check_reference(folder: str | os.PathLike, data: Path, granularity: str, si
         raise InputError(f"{folder}: the reference session labels {have}, this one {want}; samples can be shared"
                          " only between sessions of the same video, size and granularity")
     return str(folder)
+
+
+def _read_softmax(
+    probs: "torch.Tensor", fuse_with: tuple[np.ndarray, np.ndarray] | None = None, *, with_second: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """(labels uint8, uncertainty 1 - margin, runner-up class or None, doubt) of a softmax (1, C,
+    H, W), each (H, W). With ``fuse_with``, the propagation's (labels, confidence): the labels
+    fused per pixel with it (:func:`hvsa.methods.fuse_labels`, uncertainty 1 - the winner's
+    confidence), the doubt 1 - :func:`hvsa.methods.disagreement_margin`, and the runner-up the
+    network's label where the propagation's won; without, the doubt is the uncertainty.
+    ``with_second`` asks for the runner-up (the label itself for one class)."""
+    import torch
+
+    from hvsa.methods import disagreement_margin, fuse_labels
+    from hvsa.select import margin_uncertainty_torch
+
+    first = probs.argmax(1, keepdim=True)
+    own = first[0, 0].to(torch.uint8).cpu().numpy()
+    second = None
+    if with_second:
+        runner_up = probs.scatter(1, first, -1.0).argmax(1)[0] if probs.shape[1] > 1 else None
+        second = own if runner_up is None else runner_up.to(torch.uint8).cpu().numpy()
+    u = margin_uncertainty_torch(probs)[0].cpu().numpy()
+    if fuse_with is None:
+        return own, u, second, u
+    prop, conf = fuse_with
+    labels, margin = fuse_labels(own, 1.0 - u, prop, conf)
+    doubt = 1.0 - disagreement_margin(own, 1.0 - u, prop, conf)
+    if second is not None:
+        second = np.where(labels == own, second, own)
+    return labels, 1.0 - margin, second, doubt
 
 
 class _SelectionStats:
