@@ -47,75 +47,20 @@ class Lattice:
         if d < 1 or n < 1:
             raise ShapeError(f"features: expected (N, d) with N, d >= 1, got shape {features.shape}")
         self.num_points, self.dim = n, d
-        f = features.astype(np.float64, copy=False)
-
-        # Elevate onto the hyperplane x_0 + ... + x_d = 0 of R^(d+1), scaled so that the lattice
-        # blur below is a Gaussian of unit standard deviation in the feature space:
-        # e_0 = sum_j s_j f_j, e_i = sum_{j >= i} s_j f_j - i s_(i-1) f_(i-1).
-        s = np.sqrt(2.0 / 3.0) * (d + 1) / np.sqrt((np.arange(d) + 1.0) * (np.arange(d) + 2.0))
-        lift = np.zeros((d, d + 1))
-        for i in range(d + 1):
-            lift[i:, i] = s[i:]
-            if i:
-                lift[i - 1, i] = -i * s[i - 1]
-        elevated = f @ lift
-
-        # The nearest remainder-0 lattice point (coordinates multiples of d + 1), and the rank of
-        # each coordinate's difference to it (0 = largest; ties: the lower index ranks first).
-        rem0 = np.floor(elevated / (d + 1) + 0.5) * (d + 1)
-        total = np.rint(rem0.sum(axis=1) / (d + 1)).astype(np.int64)
-        rank = np.argsort(np.argsort(rem0 - elevated, axis=1, kind="stable"), axis=1) + total[:, None]
-        # off the hyperplane (total != 0): move to the remainder-0 point that brings it back
-        low, high = rank < 0, rank > d
-        rank[low] += d + 1
-        rank[high] -= d + 1
-        rem0 = rem0 + (d + 1) * (low.astype(np.int64) - high.astype(np.int64))
-        rem0 = rem0.astype(np.int64)
-
-        # Barycentric coordinates of each point in its simplex: with v the differences ordered
-        # by rank (largest first), b_0 = 1 + v_d - v_0 and b_k = v_(d-k) - v_(d-k+1).
-        v = (elevated - rem0) / (d + 1)  # rem0 as adjusted above
-        by_rank = np.empty_like(rank)
-        np.put_along_axis(by_rank, rank, np.broadcast_to(np.arange(d + 1), rank.shape), axis=1)
-        v = np.take_along_axis(v, by_rank, axis=1)[:, ::-1]  # v[:, k] = difference of rank d - k
-        weights = np.empty((n, d + 1))
-        weights[:, 0] = 1.0 + v[:, 0] - v[:, d]
-        weights[:, 1:] = v[:, 1:] - v[:, :-1]
-
-        # The d + 1 vertices of each point's simplex: the remainder-k vertex is rem0 + k, less
-        # d + 1 in the coordinates whose rank exceeds d - k (only the first d coordinates: the
-        # last follows from the zero sum). Keys are packed into one int64, ``bits`` per
-        # coordinate, offset by ``lo``. Vertices lie within d + 1 of rem0 in each coordinate and
-        # their lattice neighbours within d + 1 more, so with 2 (d + 1) of margin no field
-        # overflows and packing is linear: a vertex's key is its point's packed rem0 plus a
-        # constant per remainder, less d + 1 for each coordinate that steps back.
-        lo = int(rem0[:, :d].min()) - 2 * (d + 1)
-        span = int(rem0[:, :d].max()) + 2 * (d + 1) - lo + 1
-        bits = max(1, int(np.ceil(np.log2(span))))
-        if bits * d > 62:
-            raise ShapeError(
-                f"features: a spread of {span} lattice cells per dimension in {d} dimensions does not fit"
-                " the lattice's 62-bit keys; divide the features by larger standard deviations"
-            )
-        place = np.int64(1) << (bits * np.arange(d, dtype=np.int64))  # each coordinate's unit
-        ones = int(place.sum())
-        base = (rem0[:, :d] - lo) @ place  # (n,) exact: int64 matmul
-        # coordinate i steps back in the vertices of remainder k > d - rank_i; a point's ranks
-        # are distinct, so its steps are one scatter and a running sum over k
-        steps = np.zeros((n, d + 2), np.int64)
-        np.put_along_axis(steps, d + 1 - rank[:, :d], np.broadcast_to(place, (n, d)), axis=1)
-        back = np.cumsum(steps[:, : d + 1], axis=1)  # (n, d + 1)
-        packed = (base[:, None] + np.arange(d + 1) * ones - (d + 1) * back).ravel()
+        elevated = _elevate(features.astype(np.float64, copy=False))
+        rem0, rank = _enclosing_simplex(elevated)
+        weights = _barycentric_weights(elevated, rem0, rank)
+        keys = _VertexKeys(rem0, rank)
 
         # One sort of the n (d + 1) keys gives the vertices (unique keys, sorted) and the splat
         # matrix: the entries of each vertex are contiguous in sorted order. Stable, so the sums
         # run in one order whatever the threads, and a run repeats to the last bit.
-        sorted_keys, order = (a.numpy() for a in torch.sort(torch.from_numpy(packed), stable=True))
+        sorted_keys, order = (a.numpy() for a in torch.sort(torch.from_numpy(keys.packed), stable=True))
         first = np.empty(len(order), bool)
         first[0] = True
         np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=first[1:])
-        keys = sorted_keys[first]
-        m = len(keys)
+        vertex_keys = sorted_keys[first]
+        m = len(vertex_keys)
         self.num_vertices = m
         vertex = np.empty(len(order), np.int64)
         vertex[order] = np.cumsum(first) - 1
@@ -132,19 +77,7 @@ class Lattice:
                 torch.from_numpy(np.append(np.flatnonzero(first), len(order))),
                 torch.from_numpy(order // (d + 1)), torch.from_numpy(weights[order]), (m, n), check_invariants=False,
             )
-
-        # Neighbours of each vertex along each lattice axis j (index m = absent: value 0). A step
-        # of +-1 in every key coordinate and -+d in coordinate j (j = d: only the +-1 steps) is a
-        # constant added to the packed key.
-        self._neighbours = []
-        for j in range(d + 1):
-            step = -ones if j == d else -ones + (d + 1) * int(place[j])
-            pair = []
-            for delta in (step, -step):
-                target = keys + delta
-                pos = np.minimum(np.searchsorted(keys, target), m - 1)
-                pair.append(torch.from_numpy(np.where(keys[pos] == target, pos, m)))
-            self._neighbours.append(pair)
+        self._neighbours = keys.neighbours(vertex_keys)
         self._alpha = 1.0 / (1.0 + 2.0 ** (-d))
 
     def filter(self, values: np.ndarray) -> np.ndarray:
@@ -164,6 +97,105 @@ class Lattice:
                 grid[:m] = 0.5 * grid[:m] + 0.25 * (grid[n1] + grid[n2])
             out = (self._slice @ grid[:m]).numpy() * np.float32(self._alpha)
         return out[:, 0] if squeeze else out
+
+
+def _elevate(f: np.ndarray) -> np.ndarray:
+    """Points (n, d) lifted onto the hyperplane x_0 + ... + x_d = 0 of R^(d+1), (n, d + 1), scaled
+    so that the lattice blur is a Gaussian of unit standard deviation in the feature space:
+    e_0 = sum_j s_j f_j, e_i = sum_{j >= i} s_j f_j - i s_(i-1) f_(i-1)."""
+    d = f.shape[1]
+    s = np.sqrt(2.0 / 3.0) * (d + 1) / np.sqrt((np.arange(d) + 1.0) * (np.arange(d) + 2.0))
+    lift = np.zeros((d, d + 1))
+    for i in range(d + 1):
+        lift[i:, i] = s[i:]
+        if i:
+            lift[i - 1, i] = -i * s[i - 1]
+    return f @ lift
+
+
+def _enclosing_simplex(elevated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each elevated point's simplex: its remainder-0 vertex ``rem0`` (int64 (n, d + 1),
+    coordinates multiples of d + 1) and the rank of each coordinate's difference to it (0 =
+    largest; ties: the lower index ranks first)."""
+    d = elevated.shape[1] - 1
+    # the nearest remainder-0 lattice point
+    rem0 = np.floor(elevated / (d + 1) + 0.5) * (d + 1)
+    total = np.rint(rem0.sum(axis=1) / (d + 1)).astype(np.int64)
+    rank = np.argsort(np.argsort(rem0 - elevated, axis=1, kind="stable"), axis=1) + total[:, None]
+    # off the hyperplane (total != 0): move to the remainder-0 point that brings it back
+    low, high = rank < 0, rank > d
+    rank[low] += d + 1
+    rank[high] -= d + 1
+    rem0 = rem0 + (d + 1) * (low.astype(np.int64) - high.astype(np.int64))
+    return rem0.astype(np.int64), rank
+
+
+def _barycentric_weights(elevated: np.ndarray, rem0: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """Barycentric coordinates (n, d + 1) of each point in its simplex, remainder-k vertex in
+    column k: with v the differences ordered by rank (largest first), b_0 = 1 + v_d - v_0 and
+    b_k = v_(d-k) - v_(d-k+1)."""
+    n, d = len(elevated), elevated.shape[1] - 1
+    v = (elevated - rem0) / (d + 1)
+    by_rank = np.empty_like(rank)
+    np.put_along_axis(by_rank, rank, np.broadcast_to(np.arange(d + 1), rank.shape), axis=1)
+    v = np.take_along_axis(v, by_rank, axis=1)[:, ::-1]  # v[:, k] = difference of rank d - k
+    weights = np.empty((n, d + 1))
+    weights[:, 0] = 1.0 + v[:, 0] - v[:, d]
+    weights[:, 1:] = v[:, 1:] - v[:, :-1]
+    return weights
+
+
+class _VertexKeys:
+    """The d + 1 vertices of each point's simplex, as keys packed into one int64.
+
+    The remainder-k vertex is rem0 + k, less d + 1 in the coordinates whose rank exceeds d - k
+    (only the first d coordinates: the last follows from the zero sum). Keys hold ``bits`` per
+    coordinate, offset by ``lo``. Vertices lie within d + 1 of rem0 in each coordinate and their
+    lattice neighbours within d + 1 more, so with 2 (d + 1) of margin no field overflows and
+    packing is linear: a vertex's key is its point's packed rem0 plus a constant per remainder,
+    less d + 1 for each coordinate that steps back, and a step along a lattice axis adds a
+    constant to a key.
+
+    Attributes:
+        packed: int64 (n (d + 1),), point i's remainder-k vertex at i (d + 1) + k.
+    """
+
+    def __init__(self, rem0: np.ndarray, rank: np.ndarray) -> None:
+        n, d = rem0.shape[0], rem0.shape[1] - 1
+        self._d = d
+        lo = int(rem0[:, :d].min()) - 2 * (d + 1)
+        span = int(rem0[:, :d].max()) + 2 * (d + 1) - lo + 1
+        bits = max(1, int(np.ceil(np.log2(span))))
+        if bits * d > 62:
+            raise ShapeError(
+                f"features: a spread of {span} lattice cells per dimension in {d} dimensions does not fit"
+                " the lattice's 62-bit keys; divide the features by larger standard deviations"
+            )
+        self._place = np.int64(1) << (bits * np.arange(d, dtype=np.int64))  # each coordinate's unit
+        self._ones = int(self._place.sum())
+        base = (rem0[:, :d] - lo) @ self._place  # (n,) exact: int64 matmul
+        # coordinate i steps back in the vertices of remainder k > d - rank_i; a point's ranks
+        # are distinct, so its steps are one scatter and a running sum over k
+        steps = np.zeros((n, d + 2), np.int64)
+        np.put_along_axis(steps, d + 1 - rank[:, :d], np.broadcast_to(self._place, (n, d)), axis=1)
+        back = np.cumsum(steps[:, : d + 1], axis=1)  # (n, d + 1)
+        self.packed = (base[:, None] + np.arange(d + 1) * self._ones - (d + 1) * back).ravel()
+
+    def neighbours(self, keys: np.ndarray) -> list[list[torch.Tensor]]:
+        """For each lattice axis j, the indices into the sorted unique ``keys`` of each vertex's two
+        neighbours along it (index len(keys) = absent). A step of +-1 in every key coordinate and
+        -+d in coordinate j (j = d: only the +-1 steps) is a constant added to the packed key."""
+        d, m = self._d, len(keys)
+        out = []
+        for j in range(d + 1):
+            step = -self._ones if j == d else -self._ones + (d + 1) * int(self._place[j])
+            pair = []
+            for delta in (step, -step):
+                target = keys + delta
+                pos = np.minimum(np.searchsorted(keys, target), m - 1)
+                pair.append(torch.from_numpy(np.where(keys[pos] == target, pos, m)))
+            out.append(pair)
+        return out
 
 
 def gaussian_filter_exact(features: np.ndarray, values: np.ndarray) -> np.ndarray:
