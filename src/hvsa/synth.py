@@ -415,13 +415,35 @@ def _wrap_window(path: np.ndarray, r: float, extent: int, extra: float) -> tuple
 
 
 def _plan(rng: np.random.Generator, n_frames: int, w: int, h: int, n_classes: int, subpixel: bool) -> _Layout:
-    """Draw one layout (paths and shapes, no textures)."""
-    T = n_frames
-    t = np.arange(T, dtype=np.float64)
+    """Draw one layout (paths and shapes, no textures). The draws run in a fixed order: a seed
+    gives the same layout, bit for bit."""
+    t = np.arange(n_frames, dtype=np.float64)
     ms = max(0.4, min(w, h) / 240)  # motion scale: pixels per frame at 240 px, never tiny
+    sky, ground, horizon = _plan_camera(rng, t, w, h, ms)
+    cast = _Cast.draw(rng, n_classes)
+    objects = _plan_ordinary(rng, cast, t, w, h, ms, subpixel)
+    objects.append(_plan_entering(rng, cast, t, w, h, ms, subpixel))
+    objects.append(_plan_leaving(rng, cast, t, w, h, ms, subpixel))
+    layer_classes = np.array(
+        [0, 1 if n_classes >= 3 else 0, *[o.class_id for o in objects]], dtype=np.uint8
+    )
+    return _Layout(
+        w, h, n_frames,
+        _quantise_path(sky, 0, subpixel),
+        _quantise_path(ground, 0, subpixel),
+        horizon,
+        objects,
+        layer_classes,
+    )  # fmt: skip
 
-    # camera pan: ground at full speed, sky slower (parallax); speed varies over time but keeps
-    # its sign
+
+def _plan_camera(
+    rng: np.random.Generator, t: np.ndarray, w: int, h: int, ms: float
+) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """The sky's and the ground's paths (T, 2) and the horizon's (height, amplitudes, periods,
+    phases). The camera pans: ground at full speed, sky slower (parallax); the speed varies over
+    time but keeps its sign, and the ground bobs a little."""
+    T = len(t)
     vc = rng.uniform(1.0, 2.5) * ms * (1 if rng.random() < 0.5 else -1)
     mu, om, ph = rng.uniform(0.2, 0.5), 2 * math.pi / rng.uniform(20, 80), rng.uniform(0, 2 * math.pi)
     pan = vc * (t + mu * (math.cos(ph) - np.cos(om * t + ph)) / om)
@@ -435,34 +457,65 @@ def _plan(rng: np.random.Generator, n_frames: int, w: int, h: int, n_classes: in
         rng.uniform(0.3, 2.0, 3) * w,
         rng.uniform(0, 2 * math.pi, 3),
     )
+    return sky, ground, horizon
 
-    # objects: classes, roles, depth order
-    obj_classes = list(range(2, n_classes)) if n_classes >= 3 else [1]
-    n_cls = len(obj_classes)
-    n_obj = max(n_cls, 4) + int(rng.integers(1, 3))
-    order = [int(c) for c in rng.permutation(obj_classes)]
-    e_cls = order[0]
-    l_cls = order[1] if n_cls >= 2 else order[0]
-    protected = {e_cls} if n_cls >= 2 else set()
-    if n_cls >= 3:
-        protected.add(l_cls)
-    ordinary = [c for c in order if c not in (e_cls, l_cls)]
-    pool = [c for c in obj_classes if c not in protected]
-    while len(ordinary) < n_obj - 2:
-        ordinary.append(int(pool[int(rng.integers(0, len(pool)))]))
-    style_of = {c: i for i, c in enumerate(obj_classes)}
-    shrink = min(1.0, math.sqrt(5.0 / n_obj))
 
-    def new_shape(c: int) -> _Shape:
-        r = max(2.0, min(w, h) * rng.uniform(0.08, 0.22) * shrink)
-        return _make_shape(rng, _SHAPES[style_of[c] % len(_SHAPES)], r)
+@dataclass(frozen=True)
+class _Cast:
+    """Which class plays which object.
 
-    objects: list[_Object] = []
-    n_ord = len(ordinary)
+    Attributes:
+        entering: class of the object that enters the frame.
+        leaving: class of the object that leaves it.
+        ordinary: classes of the other objects, one per object (a class can repeat).
+        style_of: object class -> style index (its texture and shape kind).
+        shrink: factor on the objects' radii, so that many objects still fit.
+    """
+
+    entering: int
+    leaving: int
+    ordinary: list[int]
+    style_of: dict[int, int]
+    shrink: float
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, n_classes: int) -> _Cast:
+        """Every object class plays some object. With two or more object classes the entering
+        object is the only one of its class, with three or more the leaving object too (the
+        module's guarantees)."""
+        obj_classes = list(range(2, n_classes)) if n_classes >= 3 else [1]
+        n_cls = len(obj_classes)
+        n_obj = max(n_cls, 4) + int(rng.integers(1, 3))
+        order = [int(c) for c in rng.permutation(obj_classes)]
+        e_cls = order[0]
+        l_cls = order[1] if n_cls >= 2 else order[0]
+        protected = {e_cls} if n_cls >= 2 else set()
+        if n_cls >= 3:
+            protected.add(l_cls)
+        ordinary = [c for c in order if c not in (e_cls, l_cls)]
+        pool = [c for c in obj_classes if c not in protected]
+        while len(ordinary) < n_obj - 2:
+            ordinary.append(int(pool[int(rng.integers(0, len(pool)))]))
+        style_of = {c: i for i, c in enumerate(obj_classes)}
+        return cls(e_cls, l_cls, ordinary, style_of, min(1.0, math.sqrt(5.0 / n_obj)))
+
+    def shape(self, rng: np.random.Generator, c: int, w: int, h: int) -> _Shape:
+        """A new shape for an object of class ``c``."""
+        r = max(2.0, min(w, h) * rng.uniform(0.08, 0.22) * self.shrink)
+        return _make_shape(rng, _SHAPES[self.style_of[c] % len(_SHAPES)], r)
+
+
+def _plan_ordinary(
+    rng: np.random.Generator, cast: _Cast, t: np.ndarray, w: int, h: int, ms: float, subpixel: bool
+) -> list[_Object]:
+    """The ordinary objects: each passes a "hero" point inside the frame at its own time (the
+    times spread over the clip) along a straight, wobbling path."""
+    T = len(t)
+    n_ord = len(cast.ordinary)
     hero_slots = rng.permutation(n_ord)
-    for i, c in enumerate(ordinary):
-        shape = new_shape(c)
-        r = shape.radius
+    objects = []
+    for i, c in enumerate(cast.ordinary):
+        shape = cast.shape(rng, c, w, h)
         t_h = min(T - 1, int((hero_slots[i] + rng.random()) * T / n_ord))
         hero = np.array([rng.uniform(0.15, 0.85) * (w - 1), rng.uniform(0.15, 0.85) * (h - 1)])
         speed = rng.uniform(0.5, 2.5) * ms
@@ -475,10 +528,17 @@ def _plan(rng: np.random.Generator, n_frames: int, w: int, h: int, n_classes: in
         path = hero + speed * np.array([math.cos(ang), math.sin(ang)]) * (t - t_h)[:, None] + wob - wob[t_h]
         path = _quantise_path(path, t_h, subpixel)
         extra = rng.uniform(0, 0.6, 2) * (w, h)
-        objects.append(_object(c, style_of[c], shape, path, w, h, extra, ""))
+        objects.append(_object(c, cast.style_of[c], shape, path, w, h, extra, ""))
+    return objects
 
-    # the entering object: outside the frame at t = 0, well inside at t_in
-    shape = new_shape(e_cls)
+
+def _plan_entering(
+    rng: np.random.Generator, cast: _Cast, t: np.ndarray, w: int, h: int, ms: float, subpixel: bool
+) -> _Object:
+    """The entering object: outside the frame at t = 0, well inside at t_in."""
+    T = len(t)
+    c = cast.entering
+    shape = cast.shape(rng, c, w, h)
     r = shape.radius
     t_in = max(1, min(T - 1, round(0.2 * T)))
     speed = max(rng.uniform(1.0, 2.5) * ms, (1.3 * r + 1) / t_in)
@@ -488,10 +548,16 @@ def _plan(rng: np.random.Generator, n_frames: int, w: int, h: int, n_classes: in
     xs = x_in + (1 if from_left else -1) * speed * (t - t_in)
     ys = cy + rng.uniform(0, 0.04) * h * np.sin(2 * math.pi * t / rng.uniform(15, 50) + rng.uniform(0, 6.3))
     path = _quantise_path(np.stack([xs, ys], axis=1), t_in, subpixel)
-    objects.append(_object(e_cls, style_of[e_cls], shape, path, w, h, rng.uniform(0, 0.6, 2) * (w, h), "enter"))
+    return _object(c, cast.style_of[c], shape, path, w, h, rng.uniform(0, 0.6, 2) * (w, h), "enter")
 
-    # the leaving object: inside at t = 0, outside (and not back) at T - 1
-    shape = new_shape(l_cls)
+
+def _plan_leaving(
+    rng: np.random.Generator, cast: _Cast, t: np.ndarray, w: int, h: int, ms: float, subpixel: bool
+) -> _Object:
+    """The leaving object: inside the frame at t = 0, outside (and not back) at T - 1."""
+    T = len(t)
+    c = cast.leaving
+    shape = cast.shape(rng, c, w, h)
     r = shape.radius
     speed = max(rng.uniform(1.0, 2.5) * ms, (1.3 * r + 1) / (T - 1))
     to_right = rng.random() < 0.5
@@ -500,19 +566,7 @@ def _plan(rng: np.random.Generator, n_frames: int, w: int, h: int, n_classes: in
     ys = np.full(T, rng.uniform(0.25, 0.75) * (h - 1))
     path = _quantise_path(np.stack([xs, ys], axis=1), 0, subpixel)
     extra = np.array([2 * speed * T + 2, rng.uniform(0, 0.6) * h])
-    objects.append(_object(l_cls, style_of[l_cls], shape, path, w, h, extra, "leave"))
-
-    layer_classes = np.array(
-        [0, 1 if n_classes >= 3 else 0, *[o.class_id for o in objects]], dtype=np.uint8
-    )
-    return _Layout(
-        w, h, T,
-        _quantise_path(sky, 0, subpixel),
-        _quantise_path(ground, 0, subpixel),
-        horizon,
-        objects,
-        layer_classes,
-    )  # fmt: skip
+    return _object(c, cast.style_of[c], shape, path, w, h, extra, "leave")
 
 
 def _object(c: int, style: int, shape: _Shape, path: np.ndarray, w: int, h: int, extra, role: str) -> _Object:
