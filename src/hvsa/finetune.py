@@ -253,6 +253,17 @@ def sample_pair(num_frames: int, annotated: Sequence[int], share: float, rng: np
     return t, t + int(offsets[rng.integers(len(offsets))])
 
 
+def _annotated_class_counts(data: TrainingData, frames: list[int], num_classes: int, ignore_index: int) -> np.ndarray:
+    """int64 (num_classes,) annotated pixels of each class over ``frames``."""
+    counts = np.zeros(256, np.int64)
+    for t in frames:
+        a = data.annotation(t)
+        if a is not None:
+            counts += np.bincount(a.ravel(), minlength=256)
+    counts[ignore_index] = 0
+    return counts[:num_classes]
+
+
 class FineTuner:
     """Trains a :class:`hvsa.model.SegNet`'s decoder on one video (any module with
     ``num_classes``, ``decoder`` and ``decode(taps)`` will do).
@@ -286,13 +297,7 @@ class FineTuner:
         total = cfg.steps_for(n) if steps is None else int(steps)
         if not annotated:
             return {"steps": 0, "seconds": 0.0, "ce": None, "tc": None, "skipped": "no annotations"}
-        counts = np.zeros(256, np.int64)
-        for t in annotated:
-            a = data.annotation(t)
-            if a is not None:
-                counts += np.bincount(a.ravel(), minlength=256)
-        counts[cfg.ignore_index] = 0
-        counts = counts[: self.model.num_classes]
+        counts = _annotated_class_counts(data, annotated, self.model.num_classes, cfg.ignore_index)
         self._propagated = cfg.propagated_targets > 0 and hasattr(data, "propagated")
         self._unseen = None
         if cfg.hold_unseen > 0 and hasattr(data, "prediction") and not (counts > 0).all():
@@ -311,16 +316,10 @@ class FineTuner:
             for g in opt.param_groups:
                 g["lr"] = lr
             t, t2 = sample_pair(n, annotated, cfg.annotated_share, rng)
-            if views and t in annotated_set and rng.random() < cfg.view_share:
-                view = views[int(rng.integers(len(views)))]
-                ce, tc = self._view_loss(data, t, view, rng), torch.zeros(())
-                loss = ce
-                view_items += 1
-            else:
-                targets = self._pair_targets(data, t, t2)
-                window = self._window(data, rng, targets=self._target_pixels(targets))
-                ce, tc = self._losses(data, t, t2, window, targets)
-                loss = ce + cfg.lambda_tc * tc if cfg.lambda_tc > 0 else ce
+            use_view = bool(views) and t in annotated_set and rng.random() < cfg.view_share
+            ce, tc = self._item_losses(data, t, t2, views if use_view else (), rng)
+            loss = ce + cfg.lambda_tc * tc if cfg.lambda_tc > 0 and not use_view else ce
+            view_items += use_view
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -334,6 +333,19 @@ class FineTuner:
         return {"steps": total, "seconds": seconds, "ce": sums["ce"] / total, "tc": sums["tc"] / total,
                 "view_items": view_items, "unseen_classes": [] if self._unseen is None else self._unseen.tolist(),
                 "propagated_targets": self._propagated}
+
+    def _item_losses(
+        self, data: TrainingData, t: int, t2: int, views: tuple, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L_ce, L_tc) of one training item: given ``views``, L_ce on one of them (drawn from
+        ``rng``) of annotated frame ``t`` and no L_tc; otherwise both on the pair (t, t2) in a
+        window drawn from ``rng``."""
+        if views:
+            view = views[int(rng.integers(len(views)))]
+            return self._view_loss(data, t, view, rng), torch.zeros(())
+        targets = self._pair_targets(data, t, t2)
+        window = self._window(data, rng, targets=self._target_pixels(targets))
+        return self._losses(data, t, t2, window, targets)
 
     def _target(self, data: TrainingData, t: int, grid: tuple[slice, slice]) -> np.ndarray | None:
         """int64 L_ce target of frame ``t`` on ``grid``: its annotation; outside it the labels
