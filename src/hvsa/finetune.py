@@ -316,10 +316,14 @@ class FineTuner:
             for g in opt.param_groups:
                 g["lr"] = lr
             t, t2 = sample_pair(n, annotated, cfg.annotated_share, rng)
-            use_view = bool(views) and t in annotated_set and rng.random() < cfg.view_share
-            ce, tc = self._item_losses(data, t, t2, views if use_view else (), rng)
-            loss = ce + cfg.lambda_tc * tc if cfg.lambda_tc > 0 and not use_view else ce
-            view_items += use_view
+            if views and t in annotated_set and rng.random() < cfg.view_share:
+                view = views[int(rng.integers(len(views)))]
+                ce, tc = self._view_loss(data, t, view, rng), torch.zeros(())
+                loss = ce
+                view_items += 1
+            else:
+                ce, tc = self._pair_losses(data, t, t2, rng)
+                loss = ce + cfg.lambda_tc * tc if cfg.lambda_tc > 0 else ce
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -334,15 +338,11 @@ class FineTuner:
                 "view_items": view_items, "unseen_classes": [] if self._unseen is None else self._unseen.tolist(),
                 "propagated_targets": self._propagated}
 
-    def _item_losses(
-        self, data: TrainingData, t: int, t2: int, views: tuple, rng: np.random.Generator
+    def _pair_losses(
+        self, data: TrainingData, t: int, t2: int, rng: np.random.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(L_ce, L_tc) of one training item: given ``views``, L_ce on one of them (drawn from
-        ``rng``) of annotated frame ``t`` and no L_tc; otherwise both on the pair (t, t2) in a
-        window drawn from ``rng``."""
-        if views:
-            view = views[int(rng.integers(len(views)))]
-            return self._view_loss(data, t, view, rng), torch.zeros(())
+        """(L_ce, L_tc) of the training item (t, t2) in a random window (see :meth:`_window`:
+        with ``anchor_windows``, over a pixel of frame t with an L_ce target)."""
         targets = self._pair_targets(data, t, t2)
         window = self._window(data, rng, targets=self._target_pixels(targets))
         return self._losses(data, t, t2, window, targets)
