@@ -110,7 +110,8 @@ def test_hvsa_balanced_prefers_the_uncertainty_of_a_rare_class() -> None:
 def test_hvsa_balanced_is_hvsa_on_two_classes() -> None:
     """With two classes every pixel's runner-up is the other class, so half of every pixel's
     uncertainty goes to each and a sample weighs the mean of the two weights: a constant factor,
-    and hvsa-balanced picks exactly what hvsa does (davis2016's runs did: docs/benchmarks.md)."""
+    and hvsa-balanced picks exactly what hvsa does (davis2016's runs did: docs/experiments.md,
+    "Class-balanced selection")."""
     x, _ = blobs([(0, 0), (5, 0), (0, 5), (5, 5)], per=20, seed=4)
     rng = np.random.default_rng(5)
     unc = rng.uniform(0, 3, len(x))

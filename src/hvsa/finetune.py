@@ -9,7 +9,7 @@ Losses (pure functions, :func:`ce_loss`, :func:`tc_loss`):
 
 Training items are frame pairs (t, t') with 1 <= |t - t'| <= 2. The encoder is frozen (its
 taps come from a per-video disk cache; training its body too was within chance on davis2016 and
-about 4 points lower on camvid-1hz, at twice the time: docs/benchmarks.md), the decoder is
+about 4 points lower on camvid-1hz, at twice the time: docs/experiments.md), the decoder is
 trained with SGD (momentum 0.9, poly learning-rate decay), continuing from the previous
 iteration's weights. A share of the items that start at an annotated frame train L_ce on a
 *view* of it instead (rescaled or mirrored and re-encoded, :mod:`hvsa.model.views`): a few
@@ -161,7 +161,7 @@ class FinetuneConfig:
             of the windows at crop 0.5 held none of them, so those items taught L_ce nothing.
             Whole annotated frames train as without it, draw for draw. On davis2016 (rec40, 2 %,
             30 pairs of runs) it was level in quality (+0.2 points) for 0.06 % fewer clicks
-            charged, on camvid-1hz (9 pairs) 2.3 points ahead for 0.14 % more (docs/benchmarks.md,
+            charged, on camvid-1hz (9 pairs) 2.3 points ahead for 0.14 % more (docs/experiments.md,
             "Training windows over the annotations"); False places every window anywhere, as
             before.
         view_share: share of the items starting at an annotated frame that train L_ce on a view
@@ -184,7 +184,7 @@ class FinetuneConfig:
             0 trains on the annotated pixels alone (the paper; the methods ``hvsa`` and
             ``finetune-only`` always train so). On davis2016 0.95 lifted hvsa-crf's first
             iteration by two points and ended level at 1 and 2 % of the clicks, so it is off by
-            default (docs/benchmarks.md, "Training on the propagated labels").
+            default (docs/experiments.md, "Training on the propagated labels").
         ignore_index: label of unannotated pixels.
     """
 

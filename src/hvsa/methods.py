@@ -116,8 +116,8 @@ _add(Method("hvsa", trains=True, labels="network", hold_unseen=0.0, propagated_t
 # The frame's mirror and its 1.25x views, plain and mirrored (fine-tuning trains on 1.25x views of
 # the annotated frames). Re-predicting 30 finished davis2016 runs (rec40, 2 %) with their final
 # networks, these views added 0.43 points of mIoU on average; the mirror alone 0.11, and 0.75x
-# views beside these 0.11 (docs/benchmarks.md). They cost about four decoder passes per frame,
-# so the faster hvsa-fused reads the frame alone.
+# views beside these 0.11 (docs/experiments.md, "Reading each frame also mirrored and enlarged").
+# They cost about four decoder passes per frame, so the faster hvsa-fused reads the frame alone.
 _PREDICT_VIEWS = views_for((1.25,))
 
 _add(Method("hvsa-fused", trains=True, labels="fused", propagation=PropagationConfig(),

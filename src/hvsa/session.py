@@ -904,7 +904,7 @@ class Session:
         result. Selection reads the source's labels and uncertainty from the frame alone,
         before views and CRF: mean-field marginals are overconfident, and on DAVIS selecting
         from them chose worse samples; selecting from the views' average lost on davis2016 in
-        the runs we made (docs/benchmarks.md). Of fused labels each output also carries the two
+        the runs we made (docs/experiments.md). Of fused labels each output also carries the two
         sources' doubt (:func:`hvsa.methods.disagreement_margin`), which the winner's confidence
         hides. The features, for selection, always come from the network. With ``runner_up``
         each output also carries the class each pixel hesitates towards (class-balanced
