@@ -341,6 +341,10 @@ def test_methods_are_compared_with_lp_and_the_report_shows_both() -> None:
     assert "| hvsa-crf | lp | frame | hvsa | 2 % | 1 | +30.0 | 1 / 0 | +0.00 | 1.000 | within chance | - | 1 | 1.000 |" in text
     assert "| hvsa | random | frame | hvsa-crf | 2 % | 1 | +10.0 | 1 / 0 | +0.50 | 1.000 | within chance | - | 1 | 1.000 |" in text
     assert "run by run" not in render_report(_rows(), {})  # nothing to compare with: no section
+    # one budget per configuration: Table 1's answers are upper bounds, and the report says so
+    assert "| hvsa-crf | hvsa | <= 2.00 % (frame) | <= 2.00 % (frame) | <= 2.00 % (frame) | - |" in text
+    assert "<=: the fewest clicks that granularity was run at already reach it" in text
+    assert "<=:" not in render_report(_rows(), {})  # nothing reaches 80 %: no bounds to explain
 
 
 def test_fine_tuning_methods_are_compared_with_finetune_only_the_papers_ablation() -> None:
@@ -372,8 +376,13 @@ def test_fewest_clicks_picks_the_cheapest_point_and_its_granularity() -> None:
     assert got[("hvsa", 0.90)] == (2.9, "frame")
     assert got[("hvsa", 0.95)] == (None, None)
     assert got[("lp", 0.95)] == (0.5, "rec40")
+    # rec40 was run at no fewer clicks than 1.1 %, so 80 % might take fewer; 85 % at 1.9 % is
+    # bracketed by rec40's 1.1 % point below it, 90 % at 2.9 % by frame's 1.0 and 2.1 % points
+    cheapest = {(r.method, r.target): r.cheapest for r in reach if r.clicks_pct is not None}
+    assert cheapest == {("hvsa", 0.80): True, ("hvsa", 0.85): False, ("hvsa", 0.90): False,
+                        ("lp", 0.80): True, ("lp", 0.85): True, ("lp", 0.90): True, ("lp", 0.95): True}
     table = reach_table([r for r in reach if r.method == "hvsa"])
-    assert table.splitlines()[2] == "| hvsa | hvsa | 1.10 % (rec40) | 1.90 % (rec40) | 2.90 % (frame) | - |"
+    assert table.splitlines()[2] == "| hvsa | hvsa | <= 1.10 % (rec40) | 1.90 % (rec40) | 2.90 % (frame) | - |"
 
 
 def test_fixed_budget_rows_keep_table_2_methods_in_order() -> None:

@@ -76,7 +76,8 @@ def _seed_range(p: Point) -> str:
 
 def reach_table(reaches: Sequence[Reach]) -> str:
     """Table 1 style, one dataset: rows (method, selector), a column per target mIoU, cells
-    "clicks % (granularity)" or "-" when no configuration reaches the target."""
+    "clicks % (granularity)", "<= clicks % (granularity)" when that granularity was run at no
+    fewer clicks (:attr:`Reach.cheapest`), or "-" when no configuration reaches the target."""
     targets = sorted({r.target for r in reaches})
     rows: dict[tuple[str, str], dict[float, Reach]] = {}
     for r in reaches:
@@ -86,7 +87,10 @@ def reach_table(reaches: Sequence[Reach]) -> str:
         line = [method, selector]
         for t in targets:
             c = cells.get(t)
-            line.append("-" if c is None or c.clicks_pct is None else f"{c.clicks_pct:.2f} % ({c.granularity})")
+            if c is None or c.clicks_pct is None:
+                line.append("-")
+            else:
+                line.append(f"{'<= ' if c.cheapest else ''}{c.clicks_pct:.2f} % ({c.granularity})")
         body.append(line)
     return markdown_table(["method", "selector", *(f"mIoU >= {100 * t:g} %" for t in targets)], body)
 
@@ -220,7 +224,10 @@ def render_report(
             out += [f"{partial} of the configurations average fewer than {complete[dataset]} runs (a grid still"
                     " running, or failed runs): Table 1 leaves them out, Table 2 marks them.", ""]
         out += ["### Fewest clicks % reaching a quality (Table 1 style)", ""]
-        out += [reach_table([r for r in reach if r.dataset == dataset]), ""]
+        here = [r for r in reach if r.dataset == dataset]
+        out += [reach_table(here), ""]
+        if any(r.cheapest for r in here):
+            out += ["<=: the fewest clicks that granularity was run at already reach it; fewer were not tried.", ""]
         out += ["### Quality at fixed budgets: mIoU / pixel accuracy / TC, % (Table 2 style)", ""]
         sub = [p for p in budget if p.dataset == dataset]
         out += [budget_table(sub, complete[dataset]) if sub else "No finetune-only, lp, hvsa, hvsa-fused or hvsa-crf runs.", ""]

@@ -306,7 +306,9 @@ def complete_runs(points: Sequence[Point]) -> dict[str, int]:
 @dataclass(frozen=True)
 class Reach:
     """The fewest clicks % at which a (dataset, method, selector) reaches ``target`` mIoU, over
-    every granularity and budget, and the granularity and mIoU of that point (None: never)."""
+    every granularity and budget, and the granularity and mIoU of that point (None: never).
+    ``cheapest`` says that point is the fewest clicks its granularity was run at: nothing below
+    it was tried, so fewer clicks might reach the target too (the answer is an upper bound)."""
 
     dataset: str
     method: str
@@ -315,12 +317,14 @@ class Reach:
     clicks_pct: float | None
     granularity: str | None
     miou: float | None
+    cheapest: bool = False
 
 
 def fewest_clicks(points: Sequence[Point], targets: Sequence[float] = TABLE1_TARGETS) -> list[Reach]:
     """Table 1 of the paper: for each (dataset, method, selector) and target mIoU, the point of
     fewest clicks % whose mIoU is at least the target (ties: the first granularity in name
-    order). Sorted by dataset, method, selector, target."""
+    order), and whether its granularity was run at fewer clicks at all. Sorted by dataset,
+    method, selector, target."""
     groups: dict[tuple[str, str, str], list[Point]] = defaultdict(list)
     for p in points:
         if p.miou is not None and p.clicks_pct is not None:
@@ -329,11 +333,13 @@ def fewest_clicks(points: Sequence[Point], targets: Sequence[float] = TABLE1_TAR
     for key in sorted(groups):
         for target in sorted(targets):
             hits = [p for p in groups[key] if p.miou >= target]
-            best = min(hits, key=lambda p: (p.clicks_pct, p.granularity)) if hits else None
-            out.append(
-                Reach(*key, target=float(target), clicks_pct=best.clicks_pct if best else None,
-                      granularity=best.granularity if best else None, miou=best.miou if best else None)
-            )
+            if not hits:
+                out.append(Reach(*key, target=float(target), clicks_pct=None, granularity=None, miou=None))
+                continue
+            best = min(hits, key=lambda p: (p.clicks_pct, p.granularity))
+            cheapest = not any(p.clicks_pct < best.clicks_pct for p in groups[key] if p.granularity == best.granularity)
+            out.append(Reach(*key, target=float(target), clicks_pct=best.clicks_pct, granularity=best.granularity,
+                             miou=best.miou, cheapest=cheapest))
     return out
 
 
